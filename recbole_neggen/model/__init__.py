@@ -1,0 +1,4 @@
+"""Models registered by name with :data:`MODELS` (importing this package registers them all)."""
+from recbole_neggen.registry import Registry
+
+MODELS: Registry[type] = Registry("model")

@@ -1,0 +1,41 @@
+"""Trainer: RecBole's, with per-epoch model hooks and TensorBoard inside the run directory."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from recbole.trainer import Trainer as RecBoleTrainer
+from torch.utils.tensorboard import SummaryWriter
+
+
+class Trainer(RecBoleTrainer):
+    """RecBole's ``Trainer`` with two small hooks, never a copy of ``fit``:
+
+    - before each training epoch it calls ``model.on_epoch_start(epoch_idx)`` when the model defines it
+      (graph pruning, refreshing cached item terms, ...);
+    - after each epoch it logs ``model.epoch_log()`` (a ``{name: float}`` dict) when the model defines it,
+      and keeps every epoch's dict in ``self.epoch_logs``.
+    TensorBoard events go to ``<checkpoint_dir>/tensorboard`` instead of ``./log_tensorboard``.
+    """
+
+    def __init__(self, config: Any, model: Any) -> None:
+        super().__init__(config, model)
+        default_dir = Path(self.tensorboard.log_dir)
+        self.tensorboard.close()
+        shutil.rmtree(default_dir, ignore_errors=True)
+        if default_dir.parent.is_dir() and not any(default_dir.parent.iterdir()):
+            default_dir.parent.rmdir()
+        self.tensorboard = SummaryWriter(str(Path(self.checkpoint_dir) / "tensorboard"))
+        self.epoch_logs: list[dict[str, float]] = []
+
+    def _train_epoch(self, train_data: Any, epoch_idx: int, loss_func: Any = None, show_progress: bool = False) -> Any:
+        if hasattr(self.model, "on_epoch_start"):
+            self.model.on_epoch_start(epoch_idx)
+        loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        if hasattr(self.model, "epoch_log"):
+            entry = {"epoch": float(epoch_idx), **self.model.epoch_log()}
+            self.epoch_logs.append(entry)
+            self.logger.info("epoch %d model log: %s", epoch_idx,
+                             ", ".join(f"{k}={v:.4g}" for k, v in entry.items() if k != "epoch"))
+        return loss
