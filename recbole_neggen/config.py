@@ -12,6 +12,7 @@ from recbole.config import Config as RecBoleConfig
 from recbole_neggen.utils import get_model
 
 EVAL_PROTOCOLS = ("recbole", "mmrec")
+NEG_POOLS = ("all", "train_items")
 DATA_PATH_ENV = "NEGGEN_DATA_PATH"
 PREPARED_PATH_ENV = "NEGGEN_PREPARED_PATH"
 
@@ -94,12 +95,39 @@ class Config(RecBoleConfig):
 
 
 @dataclass(frozen=True)
+class CandidateSpec:
+    """What the training loader draws per positive: ``n_candidates`` items from ``distribution``."""
+
+    n_candidates: int
+    distribution: str
+    pop_alpha: float
+
+
+@dataclass(frozen=True)
 class ExperimentArgs:
-    """Our own top-level keys, validated once (RecBole reads unknown keys as ``None`` silently)."""
+    """Our own top-level keys, validated once (RecBole reads unknown keys as ``None`` silently).
+
+    neg_strategy / neg_params: a name in ``recbole_neggen.sampling.STRATEGIES`` and its hyperparameters
+    (validated against the strategy's typed arguments: unknown keys and out-of-range values are errors).
+    neg_pool: ``all`` items, or ``train_items`` (only items seen in training, as MMRec draws negatives).
+    """
 
     eval_protocol: str
     run_root: Path
     prepared_path: Path
+    neg_strategy: str
+    neg_params: dict[str, Any]
+    neg_pool: str
+
+    def build_strategy(self, embedding_size: int) -> Any:
+        """A fresh strategy module (``recbole_neggen.sampling.Strategy``) for a model to own."""
+        from recbole_neggen.sampling import build_strategy
+
+        return build_strategy(self.neg_strategy, self.neg_params, embedding_size)
+
+    def candidate_spec(self, embedding_size: int) -> CandidateSpec:
+        strategy = self.build_strategy(embedding_size)
+        return CandidateSpec(strategy.n_candidates, strategy.distribution, strategy.pop_alpha)
 
     @classmethod
     def from_config(cls, config: RecBoleConfig) -> "ExperimentArgs":
@@ -109,4 +137,13 @@ class ExperimentArgs:
         modes = config["eval_args"]["mode"]
         if set(modes.values() if isinstance(modes, dict) else [modes]) != {"full"}:
             raise ValueError(f"recbole_neggen evaluates with full ranking; eval_args.mode must be 'full', got {modes!r}")
-        return cls(protocol, Path(config["run_root"]), Path(config["prepared_path"]))
+        neg_params = config["neg_params"] or {}
+        if not isinstance(neg_params, dict):
+            raise ValueError(f"neg_params must be a mapping of strategy hyperparameters, got {neg_params!r}")
+        neg_pool = config["neg_pool"] or "all"
+        if neg_pool not in NEG_POOLS:
+            raise ValueError(f"neg_pool must be one of {NEG_POOLS}, got {neg_pool!r}")
+        args = cls(protocol, Path(config["run_root"]), Path(config["prepared_path"]),
+                   str(config["neg_strategy"] or "rns"), dict(neg_params), neg_pool)
+        args.build_strategy(int(config["embedding_size"] or 64))  # fail at config time, listing the choices
+        return args

@@ -2,3 +2,5 @@
 from recbole_neggen.registry import Registry
 
 MODELS: Registry[type] = Registry("model")
+
+from recbole_neggen.model import nsrec  # noqa: E402,F401  (registers NSRec)

@@ -1,0 +1,89 @@
+"""NSRec: any backbone trained with BPR against negatives chosen by any strategy (RNS, DNS, MixGCF, ...)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from recbole.model.abstract_recommender import GeneralRecommender
+from recbole.utils import InputType
+from torch import Tensor
+
+from recbole_neggen.data.dataloader import NEG_CAND
+from recbole_neggen.model import MODELS
+from recbole_neggen.model.backbones import BACKBONES, Backbone
+from recbole_neggen.sampling import Selection
+
+
+@MODELS.register("NSRec")
+class NSRec(GeneralRecommender):
+    """Backbone (``backbone``: mf | lightgcn | vbpr | freedom) + negative strategy (``neg_strategy``).
+
+    Per batch of positives (u, i) with candidates ``neg_cand [B, C]``:
+        U, I = backbone.layer_embeddings()               [n_users, L+1, d], [n_items, L+1, d]
+        u, p, c = U[u], I[i], I[neg_cand]                [B, L+1, d], [B, L+1, d], [B, C, L+1, d]
+        n = strategy.select(u, p, c)                     [B, L+1, d]  (choice under no_grad)
+        L = mean softplus(<ū, n̄> − <ū, p̄>) + reg_weight·(‖u₀‖² + ‖p₀‖² + ‖n₀‖²)/(2B) + aux
+    with x̄ the mean over layers and x₀ layer 0. Scores for ranking are <ū, ī>.
+    """
+
+    input_type = InputType.PAIRWISE
+    uses_candidates = True
+
+    def __init__(self, config: Any, dataset: Any) -> None:
+        super().__init__(config, dataset)
+        self.backbone: Backbone = BACKBONES.get(config["backbone"] or "lightgcn")(config, dataset)
+        self.strategy = config.args.build_strategy(self.backbone.embedding_size)
+        self.reg_weight = float(config["reg_weight"] if config["reg_weight"] is not None else 1e-4)
+        self.generator = torch.Generator().manual_seed(int(config["seed"]))
+        self._cache: tuple[Tensor, Tensor] | None = None
+        self._epoch_stats: dict[str, float] = {}
+
+    def train(self, mode: bool = True) -> "NSRec":
+        self._cache = None
+        return super().train(mode)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.backbone.on_epoch_start(epoch)
+        self._epoch_stats = {"batches": 0.0, "ahns_clamped": 0.0}
+
+    def epoch_log(self) -> dict[str, float]:
+        return {k: v for k, v in self._epoch_stats.items() if k != "batches"}
+
+    def select_negative(self, user: Tensor, pos: Tensor, cand: Tensor, cand_ids: Tensor) -> Selection:
+        """Hook for subclasses (NegGen adds generated negatives); default: the configured strategy."""
+        return self.strategy.select(user, pos, cand, self.generator)
+
+    def calculate_loss(self, interaction: Any) -> Tensor:
+        users_all, items_all = self.backbone.layer_embeddings()
+        user = users_all[interaction[self.USER_ID]]
+        pos = items_all[interaction[self.ITEM_ID]]
+        cand_ids = interaction[NEG_CAND]
+        selection = self.select_negative(user, pos, items_all[cand_ids], cand_ids)
+        u, p, n = user.mean(1), pos.mean(1), selection.neg.mean(1)
+        loss = F.softplus((u * n).sum(-1) - (u * p).sum(-1)).mean()
+        reg = (user[:, 0].pow(2).sum() + pos[:, 0].pow(2).sum() + selection.neg[:, 0].pow(2).sum()) / (2 * len(u))
+        loss = loss + self.reg_weight * reg
+        if selection.aux_loss is not None:
+            loss = loss + selection.aux_loss
+        if self._epoch_stats:
+            self._epoch_stats["ahns_clamped"] += float(selection.clamped)
+        return loss
+
+    def pooled(self) -> tuple[Tensor, Tensor]:
+        """Mean-over-layer user / item representations ``[n_users, d]``, ``[n_items, d]`` (cached in eval)."""
+        if self._cache is None or self.training:
+            users_all, items_all = self.backbone.layer_embeddings()
+            cache = (users_all.mean(1), items_all.mean(1))
+            if self.training:
+                return cache
+            self._cache = cache
+        return self._cache
+
+    def predict(self, interaction: Any) -> Tensor:
+        users, items = self.pooled()
+        return (users[interaction[self.USER_ID]] * items[interaction[self.ITEM_ID]]).sum(-1)
+
+    def full_sort_predict(self, interaction: Any) -> Tensor:
+        users, items = self.pooled()
+        return (users[interaction[self.USER_ID]] @ items.T).reshape(-1)
