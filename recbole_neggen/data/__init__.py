@@ -1,0 +1,1 @@
+"""Multi-modal data: preparation (MMRec / Amazon / synthetic), file layout, feature alignment, dataset."""
