@@ -18,10 +18,16 @@ def _isolated_cwd(tmp_path, monkeypatch):
     yield
 
 
-def write_atomic(directory, name, splits):
-    """Write a fixed-split RecBole dataset: ``splits = {"train": [(user, item), ...], "valid": ..., "test": ...}``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for split, rows in splits.items():
-        lines = ["user_id:token\titem_id:token"] + [f"{u}\t{i}" for u, i in rows]
-        (directory / f"{name}.{split}.inter").write_text("\n".join(lines) + "\n")
-    return directory
+@pytest.fixture
+def write_atomic():
+    """``write(directory, name, {"train": [(user, item), ...], "valid": ..., "test": ...})`` writes a fixed split."""
+
+    def write(directory, name, splits):
+        directory.mkdir(parents=True, exist_ok=True)
+        for split, rows in splits.items():
+            lines = ["user_id:token\titem_id:token"] + [f"{u}\t{i}" for u, i in rows]
+            (directory / f"{name}.{split}.inter").write_text("\n".join(lines) + "\n")
+        (directory / f"{name}.prepare.json").write_text('{"source": "hand-written test fixture"}\n')
+        return directory
+
+    return write

@@ -17,8 +17,6 @@ from recbole_neggen.config import Config
 from recbole_neggen.trainer import Trainer
 from recbole_neggen.utils import create_dataset, data_preparation
 
-from .conftest import write_atomic
-
 SCORES = {"A": [5.0, 4.0, 3.0, 2.0, 1.0], "B": [1.0, 5.0, 4.0, 3.0, 2.0]}
 G = 1 / math.log2(3)  # discount of rank 2
 H = 1 / math.log2(4)  # discount of rank 3
@@ -67,7 +65,7 @@ class FixedScores(GeneralRecommender):
 
 
 @pytest.fixture
-def tiny_root(tmp_path):
+def tiny_root(tmp_path, write_atomic):
     write_atomic(
         tmp_path / "prepared" / "tiny",
         "tiny",
