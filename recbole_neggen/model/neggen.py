@@ -1,0 +1,291 @@
+r"""NegGen: training on generated negatives with a causal module and modality balance.
+
+Inputs per item i (from the negative bank, aligned to RecBole ids; items without an entry have none):
+x⁺_i = (text feature, visual-description feature) of the item, and for each of its K generated variants
+x⁻_{i,k}, tagged text-only / visual-only / both. Both spaces are first reduced by a fixed PCA fitted on
+the catalogue (``neggen_feature_dim``), so the per-batch cost stays small.
+
+Equations (d = embedding size, ū / Ī the layer means of the backbone, ⟨·,·⟩ inner product):
+
+    modality tokens   T(x) = [W_t x_t + b_t ; W_v x_v + b_v]                          [2, d]
+    modal encoding    m(x) = mean_tokens( T + MHA(T, T, T) )    (attention: none → mean_tokens T)
+    causal effect     c_{i,k} = P(m(x⁺_i) − m(x⁻_{i,k})),  P(z) = W₂ ReLU(W₁ z + b₁) + b₂
+    item term         c̄_i = mean over i's variants of c_{i,k}   (0 for items without variants)
+    item (layer l)    h_i^l = I_i^l + λ c̄_i
+    generated (l)     g_{i,k}^l = I_i^l + λ (c̄_i − c_{i,k})
+so that s(u, g_{i,k}) = s(u, i) − λ⟨ū, c_{i,k}⟩: the collaborative part and the irrelevant attributes
+shared by an item and its generated negative cancel, and only the effect of the intervened key features
+separates them. With ``causal: False`` (ablation) the item term is λ P(m(x⁺_i)) and the generated negative
+is I_i + λ P(m(x⁻_{i,k})): no difference is formed.
+
+Per batch (u, i, real candidates j_1..j_M):
+    generated choice  per row draw a variant type uniformly among the types the item has (balance), take
+                      its hardest variant argmax_k ⟨ū, ḡ_{i,k}⟩ (balance off: hardest over all variants)
+    negative n        the ``neggen`` strategy: the generated one with probability gen_ratio, else the
+                      hardest real candidate (other strategies: real candidates only)
+    L_BPR = mean softplus(⟨ū, n̄⟩ − ⟨ū, h̄_i⟩)
+    L_NCE = −mean log( e^{s⁺/τ} / (e^{s⁺/τ} + e^{s_n/τ} + Σ_k w_k e^{s⁻_k/τ}) ),  s⁻_k = ⟨ū, ḡ_{i,k}⟩
+            w_k = K_i / (T_i · count of k's type)  (each of the T_i present types gets equal total weight;
+            balance off: w_k = 1). Bounded below by 0, unlike the stub's ratio of two exponentials.
+    L = L_BPR + α L_NCE + reg_weight (‖u⁰‖² + ‖i⁰‖² + ‖n⁰‖²) / (2B)
+Ranking score: ⟨ū, h̄_i⟩. Each epoch logs, per variant type, mean softplus(s⁻_k − s⁺) and (on the
+first batch) the gradient norm of that loss w.r.t. the modal encoder, so imbalance is visible.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from recbole_neggen.data.dataloader import NEG_CAND
+from recbole_neggen.generation.templates import TAGS
+from recbole_neggen.model import MODELS
+from recbole_neggen.model.nsrec import NSRec
+from recbole_neggen.sampling import Selection
+from recbole_neggen.sampling.neggen import NegGen as NegGenStrategy
+
+logger = logging.getLogger(__name__)
+GEN_MODALITIES = ("text", "visual", "both")
+
+
+def ensure_bank(config: Any) -> Any:
+    """Open the configured negative bank, generating it first when absent or incomplete (cached under the
+    prepared dataset, reused by later runs)."""
+    from recbole_neggen.generation.pipeline import build_backend, default_text_encoder, generate_bank
+    from recbole_neggen.generation.records import load_items
+
+    data_dir = Path(config["data_path"])
+    items_file = data_dir / f"{config['dataset']}.items.jsonl"
+    backend_name = config["neggen_backend"] or "attribute"
+    k, seed = int(config["neggen_k"]), int(config["neggen_seed"])
+    encoder_name = config["neggen_encoder"] or "minilm"
+    bank_dir = Path(config["neggen_bank"] or data_dir / "neggen" / f"{backend_name}-{encoder_name}-k{k}-seed{seed}")
+    if not items_file.is_file():
+        raise FileNotFoundError(
+            f"NegGen needs item texts to generate negatives: {items_file} does not exist "
+            f"(prepare the dataset with items.jsonl, or set neggen_bank to an existing bank)"
+        )
+    if backend_name == "attribute" and not config["neggen_model"]:
+        logger.info("NegGen: no generation model configured; using the attribute backend (no LLM)")
+    items = load_items(items_file)
+    backend = build_backend(backend_name, model=config["neggen_model"], base_url=config["neggen_base_url"])
+    logger.info("NegGen: negative bank %s (built now if missing or incomplete, reused otherwise)", bank_dir)
+    if (config["neggen_encoder"] or "minilm") == "hashing":
+        from recbole_neggen.encoders import HashingTextEncoder
+
+        encoder = HashingTextEncoder()
+    else:
+        encoder = default_text_encoder()
+    return generate_bank(items, backend, bank_dir, k=k, seed=seed, encoder=encoder,
+                         progress=config["show_progress"] is not False)
+
+
+def _pca(features: np.ndarray, mask: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean [D] and top-``dim`` principal directions [D, dim] of the rows where ``mask`` holds."""
+    rows = torch.from_numpy(features[mask]).double()
+    mean = rows.mean(0)
+    _, _, v = torch.linalg.svd(rows - mean, full_matrices=False)
+    return mean.float().numpy(), v[: min(dim, v.shape[0])].T.float().numpy()
+
+
+class ModalEncoder(nn.Module):
+    """``m(x)`` of the module docstring: ``text [N, r]``, ``visual [N, r]`` -> ``[N, d]``."""
+
+    def __init__(self, in_dim: int, d: int, attention: bool, heads: int) -> None:
+        super().__init__()
+        self.text = nn.Linear(in_dim, d)
+        self.visual = nn.Linear(in_dim, d)
+        self.attention = nn.MultiheadAttention(d, heads, batch_first=True) if attention else None
+
+    def forward(self, text: Tensor, visual: Tensor) -> Tensor:
+        tokens = torch.stack([self.text(text), self.visual(visual)], dim=-2)  # [N, 2, d]
+        if self.attention is not None:
+            tokens = tokens + self.attention(tokens, tokens, tokens, need_weights=False)[0]
+        return tokens.mean(-2)
+
+
+@MODELS.register("NegGen")
+class NegGen(NSRec):
+    """NegGen on any backbone (``backbone``); see the module docstring for the exact equations."""
+
+    def __init__(self, config: Any, dataset: Any) -> None:
+        super().__init__(config, dataset)
+        d = self.backbone.embedding_size
+        self.lam = float(config["neggen_lambda"])
+        self.alpha = float(config["neggen_alpha"])
+        self.tau = float(config["neggen_tau"])
+        self.causal = bool(config["neggen_causal"])
+        self.balance = bool(config["neggen_balance"])
+        use = tuple(config["neggen_modalities"] or GEN_MODALITIES)
+        unknown = sorted(set(use) - set(GEN_MODALITIES))
+        if unknown or not use:
+            raise ValueError(f"neggen_modalities must be a non-empty subset of {GEN_MODALITIES}, got {list(use)}")
+        self.use_generated = bool(config["neggen_generated"]) and self.alpha + float(
+            getattr(self.strategy.args, "gen_ratio", 0.0)) > 0
+        self._load_bank(ensure_bank(config), dataset, int(config["neggen_feature_dim"]), use)
+        self.encoder = ModalEncoder(self.pos_text.shape[1], d, config["neggen_attention"] != "none",
+                                    int(config["neggen_heads"]))
+        self.projector = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
+        self._item_term: Tensor | None = None  # c̄ (or P(m⁺)) for every item, no grad, refreshed per epoch
+
+    # ------------------------------------------------------------------ bank
+    def _load_bank(self, bank: Any, dataset: Any, dim: int, use: tuple[str, ...]) -> None:
+        tokens = list(dataset.field2id_token[dataset.iid_field])
+        spaces = {space: bank.aligned(space, tokens) for space in ("text", "visual")}
+        text, visual = spaces["text"], spaces["visual"]
+        mask = text.mask & np.isin(text.modality, [TAGS.index(m) for m in use])
+        has_pos = mask.any(1)
+        buffers: dict[str, np.ndarray] = {}
+        for name, aligned in spaces.items():
+            mean, basis = _pca(aligned.positive, aligned.mask.any(1), dim)
+            buffers[f"pos_{name}"] = (aligned.positive - mean) @ basis * has_pos[:, None]
+            buffers[f"neg_{name}"] = (aligned.negatives - mean) @ basis * mask[..., None]
+        for name, value in buffers.items():
+            self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(value, np.float32)), persistent=False)
+        self.register_buffer("gen_mask", torch.from_numpy(mask), persistent=False)  # [n_items, K]
+        self.register_buffer("gen_type", torch.from_numpy(text.modality.astype(np.int64)), persistent=False)
+        n_with = int(mask.any(1)[1:].sum())
+        logger.info("NegGen bank: %d / %d items have generated negatives (types %s); the others get c̄ = 0",
+                    n_with, len(tokens) - 1, list(use))
+        self.bank_coverage = n_with / max(1, len(tokens) - 1)
+
+    # ------------------------------------------------------------------ causal terms
+    def _terms(self, items: Tensor) -> tuple[Tensor, Tensor]:
+        """``items [N]`` -> item term ``[N, d]`` (λ already applied) and generated offsets ``[N, K, d]``
+        such that h = I + item term, g_k = I + offset_k (module docstring)."""
+        mask = self.gen_mask[items]  # [N, K]
+        k = mask.shape[1]
+        m_pos = self.encoder(self.pos_text[items], self.pos_visual[items])  # [N, d]
+        m_neg = self.encoder(self.neg_text[items].flatten(0, 1), self.neg_visual[items].flatten(0, 1))
+        m_neg = m_neg.view(len(items), k, -1)  # [N, K, d]
+        weight = mask.float()
+        if self.causal:
+            effect = self.projector(m_pos.unsqueeze(1) - m_neg)  # c_{i,k} [N, K, d]
+            mean = (effect * weight.unsqueeze(-1)).sum(1) / weight.sum(1, keepdim=True).clamp(min=1)
+            return self.lam * mean, self.lam * (mean.unsqueeze(1) - effect)
+        has = mask.any(1, keepdim=True).float()
+        return self.lam * self.projector(m_pos) * has, self.lam * self.projector(m_neg)
+
+    def _refresh_item_term(self) -> Tensor:
+        with torch.no_grad():
+            all_items = torch.arange(self.n_items, device=self.gen_mask.device)
+            self._item_term = torch.cat([self._terms(chunk)[0] for chunk in all_items.split(8192)])
+        return self._item_term
+
+    def on_epoch_start(self, epoch: int) -> None:
+        super().on_epoch_start(epoch)
+        self._refresh_item_term()
+        self._epoch_stats.update({"served_generated": 0.0, "rows": 0.0})
+        self._epoch_stats.update({f"loss_{t}": 0.0 for t in GEN_MODALITIES})
+        self._epoch_stats.update({f"pairs_{t}": 0.0 for t in GEN_MODALITIES})
+        self._grad_probe = True
+
+    def epoch_log(self) -> dict[str, float]:
+        stats = self._epoch_stats
+        out = {"served_generated_share": stats.get("served_generated", 0.0) / max(1.0, stats.get("rows", 0.0))}
+        for t in GEN_MODALITIES:
+            if stats.get(f"pairs_{t}"):
+                out[f"loss_{t}"] = stats[f"loss_{t}"] / stats[f"pairs_{t}"]
+            if f"grad_{t}" in stats:
+                out[f"grad_norm_{t}"] = stats[f"grad_{t}"]
+        return out
+
+    # ------------------------------------------------------------------ training
+    def _choose_generated(self, u: Tensor, gen: Tensor, mask: Tensor, types: Tensor) -> tuple[Tensor, Tensor]:
+        """Per row one variant index ``[B]`` (balanced type draw, then hardest) and whether it exists ``[B]``."""
+        with torch.no_grad():
+            scores = (u.unsqueeze(1) * gen.mean(2)).sum(-1).masked_fill(~mask, float("-inf"))  # [B, K]
+            if self.balance:
+                present = torch.stack([(mask & (types == t)).any(1) for t in range(len(TAGS))], 1)  # [B, 3]
+                weights = present.float() + (~present.any(1, keepdim=True)).float()  # rows without: any
+                drawn = torch.multinomial(weights, 1, generator=self.generator).squeeze(1)  # [B]
+                scores = scores.masked_fill(types != drawn.unsqueeze(1), float("-inf"))
+            return scores.argmax(1), mask.any(1)
+
+    def _balance_weights(self, mask: Tensor, types: Tensor) -> Tensor:
+        """``w_k`` of L_NCE ``[B, K]`` (0 where no variant)."""
+        if not self.balance:
+            return mask.float()
+        per_type = torch.stack([(mask & (types == t)).sum(1) for t in range(len(TAGS))], 1).float()  # [B, 3]
+        n_types = (per_type > 0).sum(1, keepdim=True).clamp(min=1).float()
+        count = per_type.gather(1, types.clamp(min=0))  # [B, K]
+        return torch.where(mask, mask.sum(1, keepdim=True).float() / (n_types * count.clamp(min=1)), 0.0)
+
+    def calculate_loss(self, interaction: Any) -> Tensor:
+        users_all, items_all = self.backbone.layer_embeddings()
+        users, pos_ids, cand_ids = interaction[self.USER_ID], interaction[self.ITEM_ID], interaction[NEG_CAND]
+        if self._item_term is None:
+            self._refresh_item_term()
+        user = users_all[users]  # [B, L+1, d]
+        pos_term, offsets = self._terms(pos_ids)  # [B, d], [B, K, d]
+        pos = items_all[pos_ids] + pos_term.unsqueeze(1)  # h_i  [B, L+1, d]
+        cand = items_all[cand_ids] + self._item_term[cand_ids].unsqueeze(2)  # h_j (no-grad term) [B, M, L+1, d]
+        gen = items_all[pos_ids].unsqueeze(1) + offsets.unsqueeze(2)  # g_{i,k}  [B, K, L+1, d]
+        mask, types = self.gen_mask[pos_ids], self.gen_type[pos_ids]
+        u = user.mean(1)
+        selection = self._select(user, pos, cand, cand_ids, gen, mask, types, u)
+        neg = selection.neg
+        s_pos, s_neg = (u * pos.mean(1)).sum(-1), (u * neg.mean(1)).sum(-1)
+        loss = F.softplus(s_neg - s_pos).mean()
+        reg = (user[:, 0].pow(2).sum() + pos[:, 0].pow(2).sum() + neg[:, 0].pow(2).sum()) / (2 * len(u))
+        loss = loss + self.reg_weight * reg
+        if self.use_generated and self.alpha > 0:
+            s_gen = (u.unsqueeze(1) * gen.mean(2)).sum(-1)  # [B, K]
+            weights = self._balance_weights(mask, types)
+            logits = torch.cat([s_pos[:, None], s_neg[:, None], s_gen + weights.clamp(min=1e-30).log()], 1) / self.tau
+            logits[:, 2:] = logits[:, 2:].masked_fill(~mask, float("-inf"))
+            loss = loss + self.alpha * (torch.logsumexp(logits, 1) - logits[:, 0]).mean()
+            self._log_modalities(s_pos, s_gen, mask, types)
+        return loss
+
+    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, cand_ids: Tensor, gen: Tensor, mask: Tensor,
+                types: Tensor, u: Tensor) -> Selection:
+        m = cand.shape[1]
+        if isinstance(self.strategy, NegGenStrategy) and self.use_generated:
+            index, has = self._choose_generated(u, gen, mask, types)
+            chosen = gen[torch.arange(len(index), device=index.device), index]  # [B, L+1, d]
+            selection = self.strategy.select(user, pos, cand, self.generator, gen=chosen, gen_mask=has)
+        else:
+            selection = self.strategy.select(user, pos, cand, self.generator)
+        if self._epoch_stats:
+            self._epoch_stats["rows"] += float(len(u))
+            self._epoch_stats["served_generated"] += float((selection.index == m).sum())
+        if selection.index.dim() != 1:  # layer-wise mixtures (MixGCF, DENS) keep the per-epoch item term
+            return selection
+        # a chosen real item: swap its per-epoch item term for a fresh one that carries gradient
+        is_real = selection.index < m
+        real_ids = cand_ids.gather(1, selection.index.clamp(max=m - 1).unsqueeze(1)).squeeze(1)  # [B]
+        delta = torch.where(is_real.unsqueeze(1), self._terms(real_ids)[0] - self._item_term[real_ids], 0.0)
+        return Selection(selection.neg + delta.unsqueeze(1), selection.index, selection.aux_loss, selection.clamped)
+
+    def _log_modalities(self, s_pos: Tensor, s_gen: Tensor, mask: Tensor, types: Tensor) -> None:
+        if not self._epoch_stats:
+            return
+        pair_loss = F.softplus(s_gen - s_pos.unsqueeze(1))  # [B, K]
+        params = [p for p in list(self.encoder.parameters()) + list(self.projector.parameters()) if p.requires_grad]
+        for t, name in enumerate(TAGS):
+            sel = mask & (types == t)
+            if not sel.any():
+                continue
+            self._epoch_stats[f"loss_{name}"] += float(pair_loss[sel].sum())
+            self._epoch_stats[f"pairs_{name}"] += float(sel.sum())
+            if getattr(self, "_grad_probe", False):
+                grads = torch.autograd.grad(pair_loss[sel].mean(), params, retain_graph=True, allow_unused=True)
+                self._epoch_stats[f"grad_{name}"] = float(torch.sqrt(sum((g ** 2).sum() for g in grads if g is not None)))
+        self._grad_probe = False
+
+    # ------------------------------------------------------------------ ranking
+    def pooled(self) -> tuple[Tensor, Tensor]:
+        if self._cache is None or self.training:
+            users_all, items_all = self.backbone.layer_embeddings()
+            term = self._refresh_item_term() if not self.training else self._item_term
+            cache = (users_all.mean(1), items_all.mean(1) + (term if term is not None else 0.0))
+            if self.training:
+                return cache
+            self._cache = cache
+        return self._cache
