@@ -1,0 +1,140 @@
+"""Strategy contract: the :class:`Selection` result, the :class:`Strategy` base module and the registry.
+
+Shapes: B rows, M candidates per row, L+1 layer outputs (layer 0 = ID embedding), d embedding size.
+A strategy receives layer-wise embeddings of the user ``[B, L+1, d]``, the positive ``[B, L+1, d]`` and the
+candidates ``[B, M, L+1, d]`` and returns one negative ``[B, L+1, d]`` per row. The choice is made under
+``torch.no_grad()``; the returned negative keeps the gradient path into the chosen candidate (and, for
+mixing strategies, into the positive).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from recbole_neggen.registry import Registry
+from recbole_neggen.sampling.args import StrategyArgs
+from recbole_neggen.sampling.candidates import Distribution
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Result of :meth:`Strategy.select`.
+
+    neg: ``[B, L+1, d]`` chosen (or synthesised) negative, differentiable.
+    index: ``[B]`` chosen candidate per row, or ``[B, L+1]`` per row and layer (MixGCF, DENS).
+    aux_loss: scalar auxiliary loss already weighted by its coefficient (DENS), else ``None``.
+    clamped: rows whose AHNS base ``s_pos + alpha`` was clamped up to epsilon (0 for other strategies).
+    """
+
+    neg: Tensor
+    index: Tensor
+    aux_loss: Tensor | None = None
+    clamped: int = 0
+
+    def item_ids(self, cand_ids: Tensor) -> Tensor:
+        """Item ids of the chosen candidates: ``cand_ids [B, M]`` -> ``[B]`` or ``[B, L+1]`` like ``index``."""
+        if self.index.dim() == 1:
+            return cand_ids.gather(1, self.index.unsqueeze(1)).squeeze(1)
+        return cand_ids.gather(1, self.index)
+
+
+def pool_layers(x: Tensor) -> Tensor:
+    """Mean over the layer axis (second to last): ``[..., L+1, d]`` -> ``[..., d]``."""
+    return x.mean(dim=-2)
+
+
+def take_rows(cand: Tensor, index: Tensor) -> Tensor:
+    """``cand [B, M, L+1, d]``, ``index [B]`` -> ``cand[b, index[b]]`` as ``[B, L+1, d]`` (keeps grad)."""
+    return cand[torch.arange(cand.shape[0], device=cand.device), index]
+
+
+def take_layerwise(cand: Tensor, index: Tensor) -> Tensor:
+    """``cand [B, M, L+1, d]``, ``index [B, L+1]`` -> ``cand[b, index[b, l], l]`` as ``[B, L+1, d]``."""
+    expanded = index.unsqueeze(1).unsqueeze(-1).expand(-1, 1, -1, cand.shape[-1])
+    return cand.gather(1, expanded).squeeze(1)
+
+
+def draw_uniform(shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor) -> Tensor:
+    """``U[0, 1)`` of ``shape`` in ``like``'s dtype and device, drawn on the generator's own device
+    (a CPU generator may drive a model on an accelerator)."""
+    device = generator.device if generator is not None else like.device
+    return torch.rand(shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
+
+
+def draw_index(high: int, shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor) -> Tensor:
+    """Uniform integers in ``[0, high)`` of ``shape`` on ``like``'s device (drawn like :func:`draw_uniform`)."""
+    device = generator.device if generator is not None else like.device
+    return torch.randint(0, high, shape, generator=generator, device=device).to(like.device)
+
+
+class Strategy(nn.Module):
+    """Base of all negative-sampling strategies (``nn.Module`` so a model can own one as a submodule).
+
+    Subclasses set ``args_type`` and implement :meth:`_select`; :meth:`select` validates shapes first.
+    ``n_candidates`` and ``distribution`` tell the data loader what to draw (``pop_alpha`` is the
+    popularity exponent, used only when ``distribution == "popularity"``).
+    """
+
+    args_type: ClassVar[type[StrategyArgs]] = StrategyArgs
+
+    def __init__(self, args: StrategyArgs, embedding_size: int) -> None:
+        super().__init__()
+        if not isinstance(args, self.args_type):
+            raise TypeError(f"{type(self).__name__} needs {self.args_type.__name__}, got {type(args).__name__}")
+        if isinstance(embedding_size, bool) or not isinstance(embedding_size, int) or embedding_size < 1:
+            raise ValueError(f"embedding_size must be an int >= 1, got {embedding_size!r}")
+        self.args = args
+        self.embedding_size = embedding_size
+
+    @property
+    def n_candidates(self) -> int:
+        """Candidates M the loader must draw per row."""
+        return self.args.n_candidates
+
+    @property
+    def distribution(self) -> Distribution:
+        """Distribution the loader draws candidates from."""
+        return "uniform"
+
+    @property
+    def pop_alpha(self) -> float:
+        """Popularity exponent ``P(j) ∝ f_j^alpha`` (only read when ``distribution == "popularity"``)."""
+        return 1.0
+
+    def select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None = None) -> Selection:
+        """Choose one negative per row; see the module docstring for shapes."""
+        self._check_shapes(user, pos, cand)
+        return self._select(user, pos, cand, generator)
+
+    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
+        raise NotImplementedError
+
+    def _check_shapes(self, user: Tensor, pos: Tensor, cand: Tensor) -> None:
+        name = type(self).__name__
+        if user.dim() != 3 or user.shape[-1] != self.embedding_size:
+            raise ValueError(f"{name}: user must be [B, L+1, {self.embedding_size}], got {list(user.shape)}")
+        if pos.shape != user.shape:
+            raise ValueError(f"{name}: pos must have the user's shape {list(user.shape)}, got {list(pos.shape)}")
+        b, l1, d = user.shape
+        if cand.dim() != 4 or cand.shape[0] != b or cand.shape[2:] != (l1, d):
+            raise ValueError(f"{name}: cand must be [{b}, M, {l1}, {d}], got {list(cand.shape)}")
+        if cand.shape[1] != self.n_candidates:
+            raise ValueError(
+                f"{name}: expected M = n_candidates = {self.n_candidates}, got cand with M = {cand.shape[1]}"
+            )
+
+
+STRATEGIES: Registry[type[Strategy]] = Registry("negative strategy")
+
+
+def build_strategy(name: str, params: Mapping[str, Any], embedding_size: int) -> Strategy:
+    """Look ``name`` up in :data:`STRATEGIES`, validate ``params`` against its args dataclass, instantiate."""
+    cls = STRATEGIES.get(name)
+    try:
+        args = cls.args_type.from_dict(params)
+    except ValueError as err:
+        raise ValueError(f"negative strategy {name!r}: {err}") from None
+    return cls(args, embedding_size)

@@ -1,0 +1,251 @@
+"""The negative-sampling baselines of method.md §4: RNS, PNS, DNS, DNS(M,N), MixGCF, AHNS, DENS.
+
+Shapes: user / pos ``[B, L+1, d]``, cand ``[B, M, L+1, d]``; ``ū``, ``p̄``, ``c̄`` are layer means.
+Scores are inner products. Every argmax / argmin / top-N breaks ties by the lowest candidate index.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from recbole_neggen.sampling.args import StrategyArgs, param
+from recbole_neggen.sampling.base import (
+    STRATEGIES,
+    Distribution,
+    Selection,
+    Strategy,
+    draw_index,
+    draw_uniform,
+    pool_layers,
+    take_layerwise,
+    take_rows,
+)
+
+AHNS_EPS = 1e-6
+"""AHNS guard: the base ``s_pos + alpha`` is clamped to at least this value."""
+
+
+def candidate_scores(user: Tensor, cand: Tensor) -> Tensor:
+    """``⟨ū, c̄_m⟩``: user ``[B, L+1, d]``, cand ``[B, M, L+1, d]`` -> ``[B, M]``."""
+    return (pool_layers(user).unsqueeze(1) * pool_layers(cand)).sum(-1)
+
+
+# --------------------------------------------------------------------------------------------- RNS / PNS
+@dataclass(frozen=True)
+class RNSArgs(StrategyArgs):
+    """Uniform random negative: one candidate, taken as is."""
+
+    n_candidates: int = param(1, int, low=1, high=1)
+
+
+@STRATEGIES.register("rns")
+class RNS(Strategy):
+    """Random negative sampling: ``neg = cand[:, 0]`` (the loader draws uniformly)."""
+
+    args_type = RNSArgs
+
+    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
+        index = torch.zeros(cand.shape[0], dtype=torch.long, device=cand.device)
+        return Selection(neg=take_rows(cand, index), index=index)
+
+
+@dataclass(frozen=True)
+class PNSArgs(StrategyArgs):
+    """Popularity negative: one candidate drawn with ``P(j) ∝ f_j^pop_alpha`` (train counts)."""
+
+    n_candidates: int = param(1, int, low=1, high=1)
+    pop_alpha: float = param(1.0, float, low=0.0)
+
+
+@STRATEGIES.register("pns")
+class PNS(RNS):
+    """Popularity negative sampling: RNS's selection, popularity-weighted candidates."""
+
+    args_type = PNSArgs
+    args: PNSArgs
+
+    @property
+    def distribution(self) -> Distribution:
+        return "popularity"
+
+    @property
+    def pop_alpha(self) -> float:
+        return self.args.pop_alpha
+
+
+# --------------------------------------------------------------------------------------------- DNS
+@dataclass(frozen=True)
+class DNSArgs(StrategyArgs):
+    """Dynamic negative sampling (Zhang et al., SIGIR 2013)."""
+
+    n_candidates: int = param(32, int, low=1)
+
+
+@STRATEGIES.register("dns")
+class DNS(Strategy):
+    """Highest-scored candidate: ``j = argmax_m ⟨ū, c̄_m⟩``; index ``[B]``."""
+
+    args_type = DNSArgs
+
+    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
+        with torch.no_grad():
+            index = candidate_scores(user, cand).argmax(dim=1)
+        return Selection(neg=take_rows(cand, index), index=index)
+
+
+@dataclass(frozen=True)
+class DNSMNArgs(StrategyArgs):
+    """DNS(M, N) (Shi et al., WWW 2023): uniform pick among the ``top_n`` best of ``n_candidates``."""
+
+    n_candidates: int = param(32, int, low=1)
+    top_n: int = param(4, int, low=1)
+
+    def check_relations(self) -> None:
+        if self.top_n > self.n_candidates:
+            raise ValueError(f"top_n ({self.top_n}) must be <= n_candidates ({self.n_candidates})")
+
+
+@STRATEGIES.register("dns_mn")
+class DNSMN(Strategy):
+    """``top = N best by ⟨ū, c̄⟩`` (stable: ties keep the lower index), ``j = top[randint(N)]``; index ``[B]``."""
+
+    args_type = DNSMNArgs
+    args: DNSMNArgs
+
+    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
+        with torch.no_grad():
+            order = candidate_scores(user, cand).sort(dim=1, descending=True, stable=True).indices
+            pick = draw_index(self.args.top_n, (cand.shape[0], 1), generator, cand)
+            index = order.gather(1, pick).squeeze(1)
+        return Selection(neg=take_rows(cand, index), index=index)
+
+
+# --------------------------------------------------------------------------------------------- MixGCF
+@dataclass(frozen=True)
+class MixGCFArgs(StrategyArgs):
+    """MixGCF (Huang et al., KDD 2021); 16 candidates is the official Amazon setting."""
+
+    n_candidates: int = param(16, int, low=1)
+
+
+@STRATEGIES.register("mixgcf")
+class MixGCF(Strategy):
+    """Positive mixing then hop mixing; the negative is synthetic, index ``[B, L+1]``.
+
+    ``a ~ U(0,1)`` of shape ``[B, 1, L+1, 1]``; ``mix = a·p + (1−a)·c`` ``[B, M, L+1, d]``;
+    ``idx[b, l] = argmax_m ⟨ū_b, mix[b, m, l]⟩``; ``neg[b, l] = mix[b, idx[b, l], l]``.
+    Gradients flow through the mixture into ``pos`` and the chosen candidates.
+    """
+
+    args_type = MixGCFArgs
+
+    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
+        b, _, l1, _ = cand.shape
+        weight = draw_uniform((b, 1, l1, 1), generator, cand)
+        with torch.no_grad():
+            # ⟨ū, a·p + (1−a)·c⟩ = a⟨ū, p⟩ + (1−a)⟨ū, c⟩: the [B, M, L+1, d] mixture is never materialised.
+            user_bar = pool_layers(user)
+            s_pos = (user_bar.unsqueeze(1) * pos).sum(-1).unsqueeze(1)  # [B, 1, L+1]
+            s_cand = (user_bar[:, None, None, :] * cand).sum(-1)  # [B, M, L+1]
+            w = weight.squeeze(-1)  # [B, 1, L+1]
+            index = (w * s_pos + (1 - w) * s_cand).argmax(dim=1)  # [B, L+1]
+        neg = weight.squeeze(1) * pos + (1 - weight.squeeze(1)) * take_layerwise(cand, index)
+        return Selection(neg=neg, index=index)
+
+
+# --------------------------------------------------------------------------------------------- AHNS
+@dataclass(frozen=True)
+class AHNSArgs(StrategyArgs):
+    """AHNS (Lai et al., AAAI 2024) defaults from the official code.
+
+    ``p`` is limited to [-10, 10] so that ``beta * max(s_pos + alpha, eps)^(p+1)`` stays finite in float64.
+    """
+
+    n_candidates: int = param(32, int, low=1)
+    alpha: float = param(1.0, float)
+    beta: float = param(0.1, float, low=0.0)
+    p: float = param(-2.0, float, low=-10.0, high=10.0)
+
+
+@STRATEGIES.register("ahns")
+class AHNS(Strategy):
+    """Candidate whose score is closest to a target that falls as the positive score rises; index ``[B]``.
+
+    ``t = beta * max(s⁺ + alpha, eps)^(p+1)``, ``j = argmin_m |⟨ū, c̄_m⟩ − t|`` (``t`` and ``|·|`` in float64).
+    Rows with ``s⁺ + alpha < eps`` are clamped (their target is huge for p < −1: DNS-like) and counted.
+    """
+
+    args_type = AHNSArgs
+    args: AHNSArgs
+
+    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
+        a = self.args
+        with torch.no_grad():
+            # Scores in the input precision; the target and distances in float64 so that a large target
+            # (small base) still separates candidates whose scores differ.
+            s_pos = (pool_layers(user) * pool_layers(pos)).sum(-1, keepdim=True).double()  # [B, 1]
+            scores = candidate_scores(user, cand).double()  # [B, M]
+            base = s_pos + a.alpha
+            low = ~(base >= AHNS_EPS)  # also catches NaN
+            target = a.beta * torch.where(low, torch.full_like(base, AHNS_EPS), base).pow(a.p + 1)
+            index = (scores - target).abs().argmin(dim=1)
+        return Selection(neg=take_rows(cand, index), index=index, clamped=int(low.sum()))
+
+
+# --------------------------------------------------------------------------------------------- DENS
+@dataclass(frozen=True)
+class DENSArgs(StrategyArgs):
+    """DENS (Lai et al., WSDM 2023). ``dens_alpha`` weights the raw candidate in the selection score
+    (official code default 1.0, shared there with AHNS's alpha); ``gamma`` weights the gating loss."""
+
+    n_candidates: int = param(32, int, low=1)
+    dens_alpha: float = param(1.0, float, low=0.0, high=1.0)
+    gamma: float = param(0.5, float, low=0.0)
+
+
+@STRATEGIES.register("dens")
+class DENS(Strategy):
+    """Disentangled negatives with learned ``d×d`` gates; index ``[B, L+1]``, returns ``aux_loss``.
+
+    ``g_p = σ(W_i p + W_u u)``, ``r_p = p⊙g_p``; ``g_c = σ(W_n c + W_p r_p)``, ``r_c = c⊙g_c``;
+    ``idx[b, l] = argmax_m ⟨u_bl, (1−a)c_bml − r_c,bml⟩``; ``neg[b, l] = c[b, idx[b, l], l]``;
+    ``aux_loss = gamma/4 · mean_B[sp(S(ir_p)−S(r_p)) + sp(S(r_n)−S(ir_n))``
+    ``                          + sp(S(r_n)−S(r_p)) + sp(S(ir_p)−S(ir_n))]`` (sp = softplus)
+    with ``S(x) = ⟨ū, mean_l x⟩``, ``ir = x − r`` and the negative's gates recomputed with gradient.
+    """
+
+    args_type = DENSArgs
+    args: DENSArgs
+
+    def __init__(self, args: DENSArgs, embedding_size: int) -> None:
+        super().__init__(args, embedding_size)
+        d = embedding_size
+        self.item_gate = nn.Linear(d, d)  # W_i
+        self.user_gate = nn.Linear(d, d)  # W_u
+        self.neg_gate = nn.Linear(d, d)  # W_n
+        self.pos_gate = nn.Linear(d, d)  # W_p
+
+    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
+        rel_pos = pos * torch.sigmoid(self.item_gate(pos) + self.user_gate(user))  # r_p [B, L+1, d]
+        pos_term = self.pos_gate(rel_pos)  # W_p r_p
+        with torch.no_grad():
+            # One [B, M, L+1, d] buffer, updated in place: gate -> r_c -> (1-a)·c - r_c -> u ⊙ (...).
+            buf = self.neg_gate(cand).add_(pos_term.unsqueeze(1)).sigmoid_().mul_(cand)
+            buf.neg_().add_(cand, alpha=1 - self.args.dens_alpha).mul_(user.unsqueeze(1))
+            index = buf.sum(-1).argmax(dim=1)  # [B, L+1]
+        neg = take_layerwise(cand, index)
+        rel_neg = neg * torch.sigmoid(self.neg_gate(neg) + pos_term)  # r_n
+        user_bar = pool_layers(user)
+
+        def score(x: Tensor) -> Tensor:
+            return (user_bar * pool_layers(x)).sum(-1)
+
+        s_rp, s_irp = score(rel_pos), score(pos - rel_pos)
+        s_rn, s_irn = score(rel_neg), score(neg - rel_neg)
+        aux = (
+            F.softplus(s_irp - s_rp) + F.softplus(s_rn - s_irn) + F.softplus(s_rn - s_rp) + F.softplus(s_irp - s_irn)
+        ).mean() / 4
+        return Selection(neg=neg, index=index, aux_loss=self.args.gamma * aux)
