@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import fcntl
 import gzip
 import hashlib
 import json
@@ -288,20 +289,36 @@ def write_prepared(
     return counts
 
 
+@contextlib.contextmanager
+def _exclusive(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out_dir`` (parallel runs preparing one dataset wait for each other)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / ".prepare.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_cached(out_dir: Path, name: str, key: dict[str, Any], build: Callable[[], dict[str, Any]],
                force: bool = False) -> PrepareResult:
-    """Run ``build`` unless ``out_dir`` already holds this dataset prepared from the same ``key``."""
+    """Run ``build`` unless ``out_dir`` already holds this dataset prepared from the same ``key``.
+
+    A rebuild first removes the provenance file and every ``<name>.*.npz`` in ``out_dir``, so an
+    interrupted run never looks prepared; chunks of features already encoded are reused.
+    """
     key = {**key, "version": files.FORMAT_VERSION}
-    old = files.read_provenance(out_dir, name)
-    if not force and old is not None and old.get("key") == key and files.is_prepared(out_dir, name):
-        logger.info("%s is up to date in %s (same inputs and settings): nothing to do", name, out_dir)
-        return PrepareResult(out_dir, True, old)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files.provenance_path(out_dir, name).unlink(missing_ok=True)  # an interrupted run is never "prepared"
-    for stale in out_dir.glob(f"{name}.*.npz"):
-        stale.unlink()
-    record = {"name": name, "key": key, "counts": build()}
-    files.write_provenance(out_dir, name, record)
+    with _exclusive(out_dir):
+        old = files.read_provenance(out_dir, name)
+        if not force and old is not None and old.get("key") == key and files.is_prepared(out_dir, name):
+            logger.info("%s is up to date in %s (same inputs and settings): nothing to do", name, out_dir)
+            return PrepareResult(out_dir, True, old)
+        files.provenance_path(out_dir, name).unlink(missing_ok=True)
+        for stale in out_dir.glob(f"{name}.*.npz"):
+            stale.unlink()
+        record = {"name": name, "key": key, "counts": build()}
+        files.write_provenance(out_dir, name, record)
     logger.info("prepared %s in %s: %s", name, out_dir, record["counts"])
     return PrepareResult(out_dir, False, record)
 

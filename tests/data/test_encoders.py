@@ -110,6 +110,9 @@ def test_minilm_matches_sentence_transformers_and_is_order_invariant():
     assert np.allclose(feat, ref, atol=1e-4)
     sims = feat @ feat.T
     assert sims[0, 3] > sims[0, 1] and sims[0, 3] > sims[0, 2]
+    fast = TEXT_ENCODERS.get("minilm-bf16")()
+    assert fast.name == "all-MiniLM-L6-v2@bfloat16"
+    assert ((fast.encode(texts, show_progress=False) * feat).sum(1) > 0.999).all()
 
 
 class _Flaky:

@@ -181,3 +181,55 @@ def test_cli(mmrec_source, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["toy", "--source", str(src), "--n-items", "5"])
     assert "--n-items do not apply to --format mmrec" in capsys.readouterr().err
+
+
+class _KilledAfter:
+    """Text encoder factory whose encoder dies on its n-th chunk (a killed run), counting chunks."""
+
+    def __init__(self, fail_on: int | None) -> None:
+        self.calls, self.fail_on = 0, fail_on
+
+    def __call__(self):
+        from recbole_neggen.encoders import HashingTextEncoder
+
+        inner, outer = HashingTextEncoder(), self
+
+        class Enc:
+            name, dim = inner.name, inner.dim
+
+            def encode(self, texts, show_progress=True):
+                outer.calls += 1
+                if outer.calls == outer.fail_on:
+                    raise KeyboardInterrupt
+                return inner.encode(texts, show_progress=False)
+
+        return Enc()
+
+
+def test_interrupted_encoding_resumes(mmrec_source, tmp_path, monkeypatch):
+    import recbole_neggen.data.prepare as prep
+
+    src = mmrec_source(n_users=6, n_items=1100)  # 1099 texts -> 3 chunks of 512
+    killed = _KilledAfter(fail_on=2)
+    monkeypatch.setattr(prep.TEXT_ENCODERS, "get", lambda name: killed)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_mmrec("toy", src, tmp_path, text_encoder="hashing")
+    assert not files.is_prepared(tmp_path / "toy", "toy")
+    resumed = _KilledAfter(fail_on=None)
+    monkeypatch.setattr(prep.TEXT_ENCODERS, "get", lambda name: resumed)
+    prepare_mmrec("toy", src, tmp_path, text_encoder="hashing")
+    assert resumed.calls == 2  # chunk 1 came from the interrupted run
+    assert not (tmp_path / "toy" / ".work").exists()
+    ids, feat = files.read_features(files.feature_path(tmp_path / "toy", "toy", "text"))
+    assert len(ids) == 1099 and np.isfinite(feat).all()
+
+
+def test_parallel_preparations_of_one_dataset_do_not_collide(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from recbole_neggen.data.synthetic import make_synthetic
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: make_synthetic(tmp_path, n_users=20, n_items=15), range(2)))
+    assert sorted(r.skipped for r in results) == [False, True]
+    assert files.is_prepared(tmp_path / "synthetic", "synthetic")
