@@ -1,0 +1,46 @@
+"""The ``neggen`` strategy: the shared contract (without generated negatives it is DNS) and, with them,
+a brute-force per-row loop using the same random draws."""
+from __future__ import annotations
+
+import pytest
+import torch
+from test_strategies import D, L1, StrategyContract, dot, exact, first_argmax, make_inputs, mean_layers
+from torch import Tensor
+
+from recbole_neggen.sampling import Strategy, build_strategy
+
+
+class TestNegGenStrategy(StrategyContract):
+    name = "neggen"
+    params = {"n_candidates": 8, "gen_ratio": 0.5}
+
+    def brute_force(self, strategy: Strategy, user: Tensor, pos: Tensor, cand: Tensor, seed: int) -> list:
+        u, c = exact(user), exact(cand)
+        return [first_argmax([dot(mean_layers(u[b]), mean_layers(c[b][m])) for m in range(len(c[b]))])
+                for b in range(len(u))]
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.5, 1.0])
+def test_generated_choice_matches_per_row_loop(ratio: float) -> None:
+    strategy = build_strategy("neggen", {"n_candidates": 6, "gen_ratio": ratio}, D)
+    user, pos, cand = make_inputs(21, 40, 6, "normal")
+    gen = torch.randn(40, L1, D, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    has = torch.rand(40, generator=torch.Generator().manual_seed(2)) < 0.7
+    sel = strategy.select(user, pos, cand, torch.Generator().manual_seed(3), gen=gen, gen_mask=has)
+    draws = torch.rand(40, generator=torch.Generator().manual_seed(3))
+    u, c = exact(user), exact(cand)
+    for b in range(40):
+        hardest = first_argmax([dot(mean_layers(u[b]), mean_layers(c[b][m])) for m in range(6)])
+        if bool(has[b]) and float(draws[b]) < ratio:
+            assert sel.index[b] == 6 and torch.equal(sel.neg[b], gen[b])
+        else:
+            assert sel.index[b] == hardest and torch.equal(sel.neg[b], cand[b, hardest])
+    if ratio == 1.0:
+        assert bool((sel.index[has] == 6).all())
+
+
+def test_generated_shape_checked() -> None:
+    strategy = build_strategy("neggen", {"n_candidates": 4}, D)
+    user, pos, cand = make_inputs(22, 3, 4, "normal")
+    with pytest.raises(ValueError, match="gen must be"):
+        strategy.select(user, pos, cand, gen=user[:2], gen_mask=torch.ones(2, dtype=torch.bool))
