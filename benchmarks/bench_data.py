@@ -36,6 +36,14 @@ def run_step(step: str, args: argparse.Namespace) -> dict[str, object]:
     out = Path(args.out)
     os.chdir(out)  # RecBole writes ./log
     start = time.perf_counter()
+    import recbole.config  # noqa: F401  (imports are timed apart from the work)
+    import recbole.data  # noqa: F401
+
+    import recbole_neggen.data.dataset  # noqa: F401
+    import recbole_neggen.data.prepare  # noqa: F401
+
+    imports = time.perf_counter() - start
+    start = time.perf_counter()
     info: dict[str, object] = {}
     if step == "baby-prepare":
         import torch
@@ -68,6 +76,7 @@ def run_step(step: str, args: argparse.Namespace) -> dict[str, object]:
     else:
         raise ValueError(f"unknown step {step!r}")
     info["seconds"] = round(time.perf_counter() - start, 2)
+    info["import_s"] = round(imports, 2)
     info["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return info
 
@@ -97,10 +106,10 @@ def main() -> None:
             sys.stderr.write(proc.stderr[-3000:])
             raise SystemExit(f"step {step} failed")
         rows.append((step, json.loads(proc.stdout.strip().splitlines()[-1])))
-    print(f"\n{'step':<20}{'seconds':>10}{'peak RSS MB':>14}  details")
+    print(f"\n{'step':<20}{'seconds':>10}{'imports s':>11}{'peak RSS MB':>14}  details")
     for step, info in rows:
-        details = {k: v for k, v in info.items() if k not in ("seconds", "peak_rss_mb")}
-        print(f"{step:<20}{info['seconds']:>10}{info['peak_rss_mb']:>14}  {details}")
+        details = {k: v for k, v in info.items() if k not in ("seconds", "import_s", "peak_rss_mb")}
+        print(f"{step:<20}{info['seconds']:>10}{info['import_s']:>11}{info['peak_rss_mb']:>14}  {details}")
     print(f"\nOMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, MiniLM threads={args.text_threads}, "
           f"cpus={os.cpu_count()}")
     if tmp:

@@ -2,8 +2,9 @@
 
 Items have five attributes; users' choices depend only on the KEY ones (category, colour) plus an
 item popularity term, and ignore the irrelevant ones (material, size, style). Each item gets a
-32x32 PNG (shape = category, fill = colour, scale = size, texture = material, background = style),
-a title/description, text features and image features.
+32x32 PNG (shape = category, fill = colour, scale = size, texture = material, background = style;
+items with identical attributes share one file, ``images/<attribute values>.png``), a
+title/description, text features and image features.
 
 Text features default to :class:`~recbole_neggen.encoders.HashingTextEncoder` (deterministic, fast;
 not a learned encoder); ``text_encoder="minilm"`` uses all-MiniLM-L6-v2. Image features are the
@@ -81,24 +82,54 @@ def _attributes(rng: np.random.Generator, n_items: int) -> dict[str, np.ndarray]
     return {a: rng.integers(len(v), size=n_items) for a, v in ATTRIBUTES.items()}
 
 
-def _interactions(rng: np.random.Generator, codes: dict[str, np.ndarray], n_users: int, mean_per_user: float,
-                  chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """(users int64 [N], items int64 [N]); each user draws 5 + Poisson(mean-5) distinct items by
-    Gumbel top-k on  pref_cat[u, cat_i] + pref_col[u, col_i] + pop_i  (irrelevant attributes unused)."""
+class ItemSampler:
+    """Draws items for user u with P(i) ∝ exp(pref_cat[u, cat_i] + pref_col[u, col_i]) * pop_i.
+
+    Two stages: a (category, colour) group g with weight exp(pref) * (pop mass of g), then an item of
+    g ∝ pop_i via one ``searchsorted`` on keys g + (cumulative share inside g) in (g, g + 1].
+    O(draws) per call instead of O(n_items). Irrelevant attributes never enter P.
+    """
+
+    def __init__(self, category: np.ndarray, colour: np.ndarray, pref_cat: np.ndarray, pref_col: np.ndarray,
+                 pop: np.ndarray) -> None:
+        self.pref_cat, self.pref_col = pref_cat, pref_col                  # [U, C], [U, K]
+        n_col = pref_col.shape[1]
+        self.n_groups = pref_cat.shape[1] * n_col
+        group = category * n_col + colour                                   # [n_items]
+        self.group_mass = np.bincount(group, weights=pop, minlength=self.n_groups)
+        self.by_group = np.argsort(group, kind="stable")
+        sorted_group = group[self.by_group]
+        cum = np.cumsum(pop[self.by_group] / self.group_mass[sorted_group])
+        starts = np.searchsorted(sorted_group, np.arange(self.n_groups))
+        before = np.where(starts > 0, cum[np.maximum(starts - 1, 0)], 0.0)
+        self.keys = sorted_group + cum - before[sorted_group]
+        ends = np.r_[np.flatnonzero(np.diff(sorted_group)), group.size - 1]
+        self.keys[ends] = sorted_group[ends] + 1.0                          # exact group ends
+
+    def draw(self, rng: np.random.Generator, u: int, m: int) -> np.ndarray:
+        """m item indices for user u, drawn with replacement. Returns int64 [m]."""
+        weights = np.exp(self.pref_cat[u][:, None] + self.pref_col[u][None, :]).ravel() * self.group_mass
+        g = rng.choice(self.n_groups, size=m, p=weights / weights.sum())
+        return self.by_group[np.searchsorted(self.keys, g + rng.random(m), side="right")]
+
+
+def _interactions(rng: np.random.Generator, codes: dict[str, np.ndarray], n_users: int,
+                  mean_per_user: float) -> tuple[np.ndarray, np.ndarray]:
+    """(users int64 [N], items int64 [N]): user u picks 5 + Poisson(mean - 5) distinct items by
+    successive sampling from :class:`ItemSampler` (duplicates redrawn; same law as Gumbel top-k)."""
     n_items = codes["category"].shape[0]
-    pref_cat = rng.normal(0, 1.5, size=(n_users, len(ATTRIBUTES["category"]))).astype(np.float32)
-    pref_col = rng.normal(0, 1.5, size=(n_users, len(ATTRIBUTES["colour"]))).astype(np.float32)
-    pop = rng.normal(0, 0.5, size=n_items).astype(np.float32)
+    sampler = ItemSampler(codes["category"], codes["colour"],
+                          rng.normal(0, 1.5, size=(n_users, len(ATTRIBUTES["category"]))),
+                          rng.normal(0, 1.5, size=(n_users, len(ATTRIBUTES["colour"]))),
+                          np.exp(rng.normal(0, 0.5, size=n_items)))
     counts = np.minimum(5 + rng.poisson(max(mean_per_user - 5, 0), size=n_users), n_items // 2)
     users, items = [], []
-    for start in tqdm(range(0, n_users, chunk), desc="synthetic interactions", unit="chunk"):
-        stop = min(start + chunk, n_users)
-        score = pref_cat[start:stop][:, codes["category"]] + pref_col[start:stop][:, codes["colour"]] + pop
-        score -= np.log(-np.log(rng.random(score.shape, dtype=np.float32) + 1e-20) + 1e-20)
-        top = np.argsort(-score, axis=1, kind="stable")[:, : counts[start:stop].max()]
-        for row, u in enumerate(range(start, stop)):
-            users.append(np.full(counts[u], u, dtype=np.int64))
-            items.append(top[row, : counts[u]].astype(np.int64))
+    for u in tqdm(range(n_users), desc="synthetic interactions", unit="user", mininterval=1.0):
+        chosen: dict[int, None] = {}
+        while len(chosen) < counts[u]:
+            chosen.update(dict.fromkeys(sampler.draw(rng, u, 2 * int(counts[u])).tolist()))
+        items.append(np.fromiter(chosen, dtype=np.int64)[: counts[u]])
+        users.append(np.full(counts[u], u, dtype=np.int64))
     return np.concatenate(users), np.concatenate(items)
 
 
@@ -126,27 +157,33 @@ def make_synthetic(
         image_dir = out_dir / "images"
         image_dir.mkdir(parents=True, exist_ok=True)
         brands = rng.integers(len(BRANDS), size=n_items)
-        records, image_paths = [], []
-        for k in tqdm(range(n_items), desc="synthetic items", unit="item"):
+        # items with identical attributes look identical: one image file per attribute combination
+        combos, combo_of_item = np.unique(np.stack([codes[a] for a in ATTRIBUTES], axis=1), axis=0, return_inverse=True)
+        image_names = []
+        for combo in tqdm(combos, desc="synthetic images", unit="image"):
+            attrs = {a: ATTRIBUTES[a][c] for a, c in zip(ATTRIBUTES, combo)}
+            image_names.append(f"images/{'-'.join(v.replace(' ', '_') for v in attrs.values())}.png")
+            render_item(attrs).save(out_dir / image_names[-1])
+        records = []
+        for k in range(n_items):
             attrs = {a: ATTRIBUTES[a][codes[a][k]] for a in ATTRIBUTES}
-            path = image_dir / f"{k}.png"
-            render_item(attrs).save(path)
-            image_paths.append(path)
             records.append({
                 "item_id": str(k), "title": f"{attrs['style'].title()} {attrs['colour']} {attrs['category']}",
                 "brand": BRANDS[brands[k]], "categories": ["Baby", attrs["category"]],
                 "description": f"A {attrs['size']} {attrs['colour']} {attrs['category']} made of "
                                f"{attrs['material']}, in a {attrs['style']} style.",
-                "image": f"images/{k}.png", "attributes": attrs})
+                "image": image_names[combo_of_item[k]], "attributes": attrs})
         counts["item_records"] = files.write_jsonl(files.items_path(out_dir, name), records)
         ids = [r["item_id"] for r in records]
-        work = out_dir / ".work"
         text = TEXT_ENCODERS.get(text_encoder)()
-        encode_items(text, ids, [item_text(r) for r in records], files.feature_path(out_dir, name, "text"), work, "text")
+        encode_items(text, ids, [item_text(r) for r in records], files.feature_path(out_dir, name, "text"),
+                     out_dir / ".work", "text")
         image = PixelStatsImageEncoder()
-        encode_items(image, ids, image_paths, files.feature_path(out_dir, name, "image"), work, "image")
+        image_feat = image.encode([out_dir / n for n in image_names])[combo_of_item]
+        files.write_features(files.feature_path(out_dir, name, "image"), ids, image_feat)
         counts["features"] = {"text": {"encoder": text.name, "count": n_items, "dim": text.dim},
-                              "image": {"encoder": image.name, "count": n_items, "dim": image.dim}}
+                              "image": {"encoder": image.name, "count": n_items, "dim": image.dim,
+                                        "distinct_images": len(combos)}}
         counts["key_attributes"] = list(KEY_ATTRIBUTES)
         counts["irrelevant_attributes"] = [a for a in ATTRIBUTES if a not in KEY_ATTRIBUTES]
         return counts

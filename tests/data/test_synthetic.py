@@ -63,3 +63,17 @@ def test_preferences_depend_on_key_attributes_only(tmp_path):
     key = [top_share(a) for a in KEY_ATTRIBUTES]
     irrelevant = [top_share(a) for a in ("material", "size", "style")]
     assert min(key) > max(irrelevant) + 0.3
+
+
+def test_item_sampler_matches_its_law():
+    from recbole_neggen.data.synthetic import ItemSampler
+
+    rng = np.random.default_rng(0)
+    cat, col = rng.integers(3, size=40), rng.integers(2, size=40)
+    pref_cat, pref_col, pop = rng.normal(size=(2, 3)), rng.normal(size=(2, 2)), np.exp(rng.normal(size=40))
+    sampler = ItemSampler(cat, col, pref_cat, pref_col, pop)
+    for u in range(2):
+        exact = np.exp(pref_cat[u][cat] + pref_col[u][col]) * pop
+        exact /= exact.sum()
+        freq = np.bincount(sampler.draw(rng, u, 200_000), minlength=40) / 200_000
+        assert np.abs(freq - exact).max() < 0.01
