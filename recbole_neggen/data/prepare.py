@@ -186,10 +186,16 @@ def _digest(values: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-def encode_items(
-    encoder: Encoder, ids: Sequence[str], inputs: Sequence[Any], path: Path, work_root: Path, modality: str
-) -> int:
-    """Encode ``inputs`` (texts or images) resumably and write ``path`` with ``ids``; returns the count."""
+def encode_items(encoder: Encoder, ids: Sequence[str], inputs: Sequence[Any], path: Path, work_root: Path,
+                 modality: str, sort_by_length: bool = False) -> None:
+    """Encode ``inputs`` (texts or images) resumably and write ``path`` with ``ids``.
+
+    ``sort_by_length`` (texts): encode longest first, so each chunk's batches carry little padding;
+    the file then lists ids in that order (rows are keyed by id, never by position).
+    """
+    if sort_by_length:
+        order = sorted(range(len(inputs)), key=lambda k: -len(inputs[k]))
+        ids, inputs = [ids[k] for k in order], [inputs[k] for k in order]
     key = _digest([encoder.name, *ids, *map(str, inputs)])
     work = work_root / modality
     feat = encode_resumable(lambda chunk: encoder.encode(chunk, show_progress=False), list(inputs), work, key,
@@ -199,7 +205,6 @@ def encode_items(
     shutil.rmtree(work, ignore_errors=True)
     with contextlib.suppress(OSError):
         work_root.rmdir()  # only when no other modality is still in progress there
-    return len(ids)
 
 
 def find_images(folder: Path, tokens: Sequence[str], aliases: dict[str, str] | None = None) -> dict[str, Path]:
@@ -273,7 +278,7 @@ def write_prepared(
             logger.info("%d of %d items have no title and no description: text feature missing", missing, n_items)
         encoder = TEXT_ENCODERS.get(text_encoder)()
         encode_items(encoder, ids, [t for t in texts.values() if t is not None],
-                     files.feature_path(out_dir, name, "text"), work_root, "text")
+                     files.feature_path(out_dir, name, "text"), work_root, "text", sort_by_length=True)
         features["text"] = {"source": "items.jsonl", "encoder": encoder.name, "count": len(ids),
                             "missing": missing, "dim": encoder.dim}
     if images is not None:

@@ -177,7 +177,7 @@ def make_synthetic(
         ids = [r["item_id"] for r in records]
         text = TEXT_ENCODERS.get(text_encoder)()
         encode_items(text, ids, [item_text(r) for r in records], files.feature_path(out_dir, name, "text"),
-                     out_dir / ".work", "text")
+                     out_dir / ".work", "text", sort_by_length=True)
         image = PixelStatsImageEncoder()
         image_feat = image.encode([out_dir / n for n in image_names])[combo_of_item]
         files.write_features(files.feature_path(out_dir, name, "image"), ids, image_feat)
