@@ -245,13 +245,20 @@ def write_prepared(
     images: Path | None,
     image_encoder: str | None,
 ) -> dict[str, Any]:
-    """Write splits, items.jsonl and features; returns counts for the provenance record."""
+    """Write splits, items.jsonl and features; returns counts for the provenance record.
+
+    Users with no training interaction are dropped (as MMRec does), with a warning.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     work_root = out_dir / ".work"
-    users = tables.users.astype(str)
-    items = tables.items.astype(str)
-    counts: dict[str, Any] = {"splits": files.write_splits(out_dir, name, users, items, tables.labels),
-                              "users": int(np.unique(tables.users).size), "items": int(np.unique(tables.items).size)}
+    keep = np.isin(tables.users, tables.users[tables.labels == 0])
+    if not keep.all():
+        logger.warning("dropping %d users with no training interaction (%d rows), as MMRec does",
+                       np.unique(tables.users[~keep]).size, int((~keep).sum()))
+    users, items, labels = tables.users[keep], tables.items[keep], tables.labels[keep]
+    counts: dict[str, Any] = {"splits": files.write_splits(out_dir, name, users.astype(str), items.astype(str), labels),
+                              "users": int(np.unique(users).size), "items": int(np.unique(items).size),
+                              "dropped_users": int(np.unique(tables.users[~keep]).size)}
     image_files: dict[str, Path] = {}
     if images is not None:
         image_files = find_images(images, [str(i) for i in tables.item_ids],

@@ -233,3 +233,15 @@ def test_parallel_preparations_of_one_dataset_do_not_collide(tmp_path):
         results = list(pool.map(lambda _: make_synthetic(tmp_path, n_users=20, n_items=15), range(2)))
     assert sorted(r.skipped for r in results) == [False, True]
     assert files.is_prepared(tmp_path / "synthetic", "synthetic")
+
+
+def test_users_without_training_rows_are_dropped(mmrec_source, tmp_path, caplog):
+    src = mmrec_source()
+    text = (src / "toy.inter").read_text() + "9\t0\t1\n9\t1\t2\n"
+    (src / "toy.inter").write_text(text)
+    (src / "u_id_mapping.csv").write_text((src / "u_id_mapping.csv").read_text() + "U9\t9\n")
+    with caplog.at_level(logging.WARNING):
+        res = prepare_mmrec("toy", src, tmp_path, text_encoder="hashing")
+    assert "dropping 1 users with no training interaction (2 rows)" in caplog.text
+    assert res.provenance["counts"]["dropped_users"] == 1 and res.provenance["counts"]["users"] == 6
+    assert all(u != "9" for split in files.SPLITS for u, _ in _rows(files.split_path(tmp_path / "toy", "toy", split)))
