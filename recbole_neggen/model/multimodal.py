@@ -88,7 +88,8 @@ class VBPR(Backbone):
     ``x_k = concat_m x_k^m`` (all modalities, sorted by name) to d/2; user ``u`` is one d-wide embedding,
     so ``<u, i_k> = <u_id, e_k> + <u_vis, W x_k>``. MMRec uses d for each half (2d in all); the d/2
     split keeps every backbone at width d for the strategies. No propagation: L = 0, outputs
-    ``[n_users, 1, d]`` and ``[n_items, 1, d]``.
+    ``[n_users, 1, d]`` and ``[n_items, 1, d]``; NSRec's L2 term applies to the whole item vector, both
+    halves (as MMRec's ``EmbLoss`` on ``pos_e``, ``neg_e``).
     """
 
     def __init__(self, config: Any, dataset: Any) -> None:
@@ -109,6 +110,17 @@ class VBPR(Backbone):
     def layer_embeddings(self) -> tuple[Tensor, Tensor]:
         items = torch.cat([self.item_embedding.weight, self.item_projection()], dim=1)  # [n_items, d]
         return self.user_embedding.weight.unsqueeze(1), items.unsqueeze(1)
+
+
+def top_k_lowest_id(scores: Tensor, k: int) -> Tensor:
+    """Columns of the k largest scores per row, ties at the k-th value going to the lowest column;
+    ``[b, n]`` -> ``[b, k]`` in ascending column order. (``topk`` leaves the order of ties unspecified.)"""
+    threshold = scores.topk(k, dim=1).values[:, -1:]  # [b, 1], the k-th largest value
+    above = scores > threshold
+    tied = scores == threshold
+    room = k - above.sum(dim=1, keepdim=True)  # tied columns still needed, >= 1
+    chosen = above | (tied & (tied.cumsum(dim=1, dtype=torch.int32) <= room))
+    return chosen.nonzero()[:, 1].reshape(-1, k)
 
 
 def knn_graph(features: Tensor, k: int, desc: str = "kNN graph") -> Tensor:
@@ -132,9 +144,7 @@ def knn_graph(features: Tensor, k: int, desc: str = "kNN graph") -> Tensor:
     for start in tqdm(range(1, n, rows), desc=desc, unit="block", leave=False):
         sim = normed[start:start + rows] @ normed.T  # [b, n]
         sim[:, 0] = -torch.inf
-        # topk's order among equal values is unspecified: a stable descending sort breaks ties by id.
-        nearest = torch.sort(sim, dim=1, descending=True, stable=True).indices[:, :k]  # [b, k]
-        neighbours.append(nearest.sort(dim=1).values)  # CSR wants ascending columns within a row
+        neighbours.append(top_k_lowest_id(sim, k))
     cols = torch.cat(neighbours).reshape(-1)  # [(n-1)·k]
     crow = torch.cat([torch.zeros(1, dtype=torch.long), torch.arange(n, dtype=torch.long) * k])  # row 0 empty
     values = torch.full((cols.numel(),), 1.0 / k)

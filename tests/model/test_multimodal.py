@@ -20,6 +20,7 @@ from recbole_neggen.model.multimodal import (
     knn_graph,
     mixed_knn_graph,
     modality_weights,
+    top_k_lowest_id,
 )
 
 Built = Any  # conftest.Built
@@ -55,11 +56,13 @@ def test_item_features_errors_name_dataset_and_modality() -> None:
     with pytest.raises(ValueError, match="'freedom' needs at least one item modality.*'toy'"):
         item_features(SimpleNamespace(dataset_name="toy", item_num=4, item_features={}), "freedom")
     with pytest.raises(ValueError, match="modality 'text'.*n_items=4"):
-        item_features(SimpleNamespace(dataset_name="toy", item_num=4, item_features={"text": torch.zeros(3, 2)}), "vbpr")
+        item_features(SimpleNamespace(dataset_name="toy", item_num=4, item_features={"text": torch.zeros(3, 2)}),
+                      "vbpr")
     bad = torch.zeros(4, 2)
     bad[2, 1] = torch.nan
+    toy = SimpleNamespace(dataset_name="toy", item_num=4, item_features={"text": torch.zeros(4, 2), "image": bad})
     with pytest.raises(ValueError, match="modality 'image'.*non-finite"):
-        item_features(SimpleNamespace(dataset_name="toy", item_num=4, item_features={"text": torch.zeros(4, 2), "image": bad}), "vbpr")
+        item_features(toy, "vbpr")
 
 
 def test_item_features_sorted_by_modality() -> None:
@@ -95,6 +98,13 @@ def test_checkpoint_holds_no_raw_features(build: Callable[..., Built]) -> None:
 
 
 # ----------------------------------------------------------------------------- kNN graph
+def test_top_k_lowest_id_matches_a_stable_sort_on_heavy_ties() -> None:
+    scores = torch.randint(0, 4, (50, 17), generator=torch.Generator().manual_seed(1)).float()
+    for k in (1, 3, 17):
+        expected = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k].sort(dim=1).values
+        assert torch.equal(top_k_lowest_id(scores, k), expected)
+
+
 def test_knn_graph_matches_dense_brute_force_in_any_block_size(monkeypatch: pytest.MonkeyPatch) -> None:
     feats = torch.randn(23, 6, generator=torch.Generator().manual_seed(3))
     feats[0] = 0
