@@ -421,5 +421,5 @@ class TestDENS(StrategyContract):
 
 def test_every_baseline_has_a_contract_test() -> None:
     tested = {cls.name for cls in StrategyContract.__subclasses__()} | {TestPNS.name}
-    assert tested == {"rns", "pns", "dns", "dns_mn", "mixgcf", "ahns", "dens"}
+    assert {"rns", "pns", "dns", "dns_mn", "mixgcf", "ahns", "dens"} <= tested  # neggen: test_neggen_strategy.py
     assert tested <= set(STRATEGIES.names())
