@@ -48,8 +48,9 @@ def run_step(step: str, args: argparse.Namespace) -> dict[str, object]:
         from recbole_neggen.data.prepare import prepare_mmrec
 
         torch.set_num_threads(args.text_threads)
-        res = prepare_mmrec("baby", args.baby_source, out, force=True)
-        info = {"items encoded": res.provenance["counts"]["features"]["text"]["count"]}
+        res = prepare_mmrec("baby", args.baby_source, out, text_encoder=args.text_encoder, force=True)
+        text = res.provenance["counts"]["features"]["text"]
+        info = {"items encoded": text["count"], "encoder": text["encoder"]}
     elif step == "synthetic-prepare":
         from recbole_neggen.data.synthetic import make_synthetic
 
@@ -84,6 +85,7 @@ def main() -> None:
     p.add_argument("--out", help="prepared root (default: a temporary directory)")
     p.add_argument("--synthetic-items", type=int, default=50_000)
     p.add_argument("--text-threads", type=int, default=2, help="torch threads for MiniLM encoding")
+    p.add_argument("--text-encoder", default="minilm", help="minilm | minilm-bf16 | hashing")
     p.add_argument("--steps", default="baby-prepare,baby-load,baby-load-cache,synthetic-prepare,synthetic-load")
     p.add_argument("--step", help=argparse.SUPPRESS)  # internal: run one step, print JSON
     args = p.parse_args()
@@ -97,7 +99,8 @@ def main() -> None:
     rows = []
     for step in args.steps.split(","):
         cmd = [sys.executable, __file__, "--step", step, "--out", args.out, "--baby-source", args.baby_source,
-               "--synthetic-items", str(args.synthetic_items), "--text-threads", str(args.text_threads)]
+               "--synthetic-items", str(args.synthetic_items), "--text-threads", str(args.text_threads),
+               "--text-encoder", args.text_encoder]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:
             sys.stderr.write(proc.stderr[-3000:])
@@ -108,7 +111,7 @@ def main() -> None:
         details = {k: v for k, v in info.items() if k not in ("seconds", "import_s", "peak_rss_mb")}
         print(f"{step:<20}{info['seconds']:>10}{info['import_s']:>11}{info['peak_rss_mb']:>14}  {details}")
     print(f"\nOMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, MiniLM threads={args.text_threads}, "
-          f"cpus={os.cpu_count()}")
+          f"cpus={os.cpu_count()}, load average at the end {os.getloadavg()[0]:.1f}")
     if tmp:
         tmp.cleanup()
 

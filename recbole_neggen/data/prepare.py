@@ -237,66 +237,80 @@ class Tables:
     row_features: dict[str, Path] = field(default_factory=dict)  # modality -> *_feat.npy (row r = id r)
 
 
-def write_prepared(
-    tables: Tables,
-    out_dir: Path,
-    name: str,
-    text_encoder: str,
-    images: Path | None,
-    image_encoder: str | None,
-) -> dict[str, Any]:
+def _write_records(tables: Tables, out_dir: Path, name: str, image_files: dict[str, Path]) -> int:
+    """items.jsonl in the prepared schema; ``image`` is the image path relative to ``out_dir``."""
+    def record(iid: int) -> dict[str, Any]:
+        rec = item_record(tables.records[iid], str(iid))
+        if str(iid) in image_files:
+            rec["image"] = os.path.relpath(image_files[str(iid)], out_dir)
+        return rec
+
+    return files.write_jsonl(files.items_path(out_dir, name), (record(i) for i in tables.item_ids if i in tables.records))
+
+
+def _encode_texts(tables: Tables, out_dir: Path, name: str, text_encoder: str) -> dict[str, Any]:
+    """Text features from the item records; items with no title and no description are missing."""
+    texts = {str(i): item_text(tables.records[i]) for i in tables.item_ids if i in tables.records}
+    present = {i: t for i, t in texts.items() if t is not None}
+    missing = len(tables.item_ids) - len(present)
+    if missing:
+        logger.info("%d of %d items have no title and no description: text feature missing",
+                    missing, len(tables.item_ids))
+    encoder = TEXT_ENCODERS.get(text_encoder)()
+    encode_items(encoder, list(present), list(present.values()), files.feature_path(out_dir, name, "text"),
+                 out_dir / ".work", "text", sort_by_length=True)
+    return {"source": "items.jsonl", "encoder": encoder.name, "count": len(present), "missing": missing,
+            "dim": encoder.dim}
+
+
+def _encode_images(tables: Tables, out_dir: Path, name: str, images: Path, image_files: dict[str, Path],
+                   image_encoder: str | None) -> dict[str, Any]:
+    """Image features for the files found in ``images`` (named by item id or ASIN)."""
+    encoder = ImageEncoder(image_encoder)
+    ids = sorted(image_files, key=int)
+    encode_items(encoder, ids, [image_files[i] for i in ids], files.feature_path(out_dir, name, "image"),
+                 out_dir / ".work", "image")
+    return {"source": str(images), "encoder": encoder.name,
+            "count": len(ids), "missing": len(tables.item_ids) - len(ids), "dim": encoder.dim}
+
+
+def write_prepared(tables: Tables, out_dir: Path, name: str, text_encoder: str, images: Path | None,
+                   image_encoder: str | None) -> dict[str, Any]:
     """Write splits, items.jsonl and features; returns counts for the provenance record.
 
-    Users with no training interaction are dropped (as MMRec does), with a warning.
+    Users with no training interaction are dropped (as MMRec does), with a warning. Text features
+    come from ``text_feat.npy`` if given, else from the item records; image features from
+    ``image_feat.npy``, replaced by the encoded ``images`` folder when one is given.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    work_root = out_dir / ".work"
     keep = np.isin(tables.users, tables.users[tables.labels == 0])
-    if not keep.all():
+    dropped = int(np.unique(tables.users[~keep]).size)
+    if dropped:
         logger.warning("dropping %d users with no training interaction (%d rows), as MMRec does",
-                       np.unique(tables.users[~keep]).size, int((~keep).sum()))
+                       dropped, int((~keep).sum()))
     users, items, labels = tables.users[keep], tables.items[keep], tables.labels[keep]
     counts: dict[str, Any] = {"splits": files.write_splits(out_dir, name, users.astype(str), items.astype(str), labels),
                               "users": int(np.unique(users).size), "items": int(np.unique(items).size),
-                              "dropped_users": int(np.unique(tables.users[~keep]).size)}
-    image_files: dict[str, Path] = {}
-    if images is not None:
-        image_files = find_images(images, [str(i) for i in tables.item_ids],
-                                  {v: str(k) for k, v in tables.item_alias.items()})
+                              "dropped_users": dropped}
+    image_files = {} if images is None else find_images(
+        images, [str(i) for i in tables.item_ids], {v: str(k) for k, v in tables.item_alias.items()})
     if tables.records:
-        def rec(iid: int) -> dict[str, Any]:
-            r = item_record(tables.records[iid], str(iid))
-            if str(iid) in image_files:
-                r["image"] = os.path.relpath(image_files[str(iid)], out_dir)
-            return r
-        counts["item_records"] = files.write_jsonl(files.items_path(out_dir, name),
-                                                   (rec(i) for i in tables.item_ids if i in tables.records))
+        counts["item_records"] = _write_records(tables, out_dir, name, image_files)
     features: dict[str, Any] = {}
     n_items = len(tables.item_ids)
     for modality, path in tables.row_features.items():
+        if modality == "image" and images is not None:
+            logger.warning("--images given: image features from %s replace %s", images, path)
+            continue
         feat = read_row_features(path, n_items)
         files.write_features(files.feature_path(out_dir, name, modality), [str(i) for i in range(n_items)], feat)
         features[modality] = {"source": str(path), "count": n_items, "dim": int(feat.shape[1])}
-    if "text" not in tables.row_features and tables.records:
-        texts = {i: item_text(tables.records[i]) for i in tables.item_ids if i in tables.records}
-        ids = [str(i) for i, t in texts.items() if t is not None]
-        missing = n_items - len(ids)
-        if missing:
-            logger.info("%d of %d items have no title and no description: text feature missing", missing, n_items)
-        encoder = TEXT_ENCODERS.get(text_encoder)()
-        encode_items(encoder, ids, [t for t in texts.values() if t is not None],
-                     files.feature_path(out_dir, name, "text"), work_root, "text", sort_by_length=True)
-        features["text"] = {"source": "items.jsonl", "encoder": encoder.name, "count": len(ids),
-                            "missing": missing, "dim": encoder.dim}
+    if "text" not in features and tables.records:
+        features["text"] = _encode_texts(tables, out_dir, name, text_encoder)
     if images is not None:
-        if "image" in tables.row_features:
-            logger.warning("--images given: image features from %s replace %s", images, tables.row_features["image"])
-        encoder = ImageEncoder(image_encoder)
-        ids = sorted(image_files, key=int)
-        encode_items(encoder, ids, [image_files[i] for i in ids], files.feature_path(out_dir, name, "image"),
-                     work_root, "image")
-        features["image"] = {"source": str(images), "encoder": encoder.name, "count": len(ids),
-                             "missing": n_items - len(ids), "dim": encoder.dim}
+        features["image"] = _encode_images(tables, out_dir, name, images, image_files, image_encoder)
+    if not features:
+        logger.warning("%s: no feature files and no item texts: the dataset has no modality", name)
     counts["features"] = features
     return counts
 

@@ -245,3 +245,17 @@ def test_users_without_training_rows_are_dropped(mmrec_source, tmp_path, caplog)
     assert "dropping 1 users with no training interaction (2 rows)" in caplog.text
     assert res.provenance["counts"]["dropped_users"] == 1 and res.provenance["counts"]["users"] == 6
     assert all(u != "9" for split in files.SPLITS for u, _ in _rows(files.split_path(tmp_path / "toy", "toy", split)))
+
+
+def test_images_folder_replaces_image_feat_npy(mmrec_source, tmp_path, caplog):
+    from PIL import Image
+
+    src = mmrec_source(image_feat=True)
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (8, 8), (0, 255, 0)).save(images / "3.png")
+    with caplog.at_level(logging.WARNING):
+        prepare_mmrec("toy", src, tmp_path / "out", images=images, text_encoder="hashing")
+    assert "replace" in caplog.text
+    ids, feat = files.read_features(files.feature_path(tmp_path / "out" / "toy", "toy", "image"))
+    assert ids.tolist() == ["3"] and feat.shape == (1, 72)
