@@ -68,8 +68,3 @@ class FeatureSpace:
         if self.projection is None:
             return feats
         return np.hstack([feats, np.ones((len(feats), 1), np.float32)]) @ self.projection
-
-    def describe(self) -> dict[str, Any]:
-        """Provenance entry (the dimension is checked separately, when the first rows are written)."""
-        how = "ridge(text encoder -> precomputed image features)" if self.projection is not None else "encoder"
-        return {"field": self.field, "encoder": encoder_name(self.encoder), "map": how}

@@ -57,11 +57,21 @@ def dataset_digest(items: Sequence[ItemRecord]) -> str:
     return h.hexdigest()[:16]
 
 
+TEXT_ENCODERS = ("minilm", "hashing")
+
+
 def default_text_encoder() -> TextEncoderLike:
     """all-MiniLM-L6-v2 (offline), the dataset text encoder."""
-    from recbole_neggen.encoders import TextEncoder
+    return make_text_encoder("minilm")
 
-    return TextEncoder()
+
+def make_text_encoder(name: str) -> TextEncoderLike:
+    """``minilm`` (all-MiniLM-L6-v2, offline) or ``hashing`` (cheap feature hashing, for smoke runs)."""
+    from recbole_neggen.encoders import HashingTextEncoder, TextEncoder
+
+    if name not in TEXT_ENCODERS:
+        raise ValueError(f"unknown text encoder {name!r}; choose one of {', '.join(TEXT_ENCODERS)}")
+    return TextEncoder() if name == "minilm" else HashingTextEncoder()
 
 
 # ------------------------------------------------------------------------------------------ stages
@@ -292,7 +302,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--template-version", default=TEMPLATE_VERSION)
     out = p.add_argument_group("output")
     out.add_argument("--out", type=Path, help="bank directory (default saved/neggen/<dataset>-<backend>)")
-    out.add_argument("--encoder", choices=("minilm", "hashing"), default="minilm",
+    out.add_argument("--encoder", choices=TEXT_ENCODERS, default="minilm",
                      help="text encoder: all-MiniLM-L6-v2 (default) or cheap feature hashing (smoke tests)")
     out.add_argument("--report-items", type=int, default=20, help="items shown in report.md (0: no report)")
     return p
@@ -318,12 +328,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         image_features = None
         if args.image_features is not None:
             image_features = np.load(args.image_features, allow_pickle=False)
-        if args.encoder == "hashing":
-            from recbole_neggen.encoders import HashingTextEncoder
-
-            encoder: TextEncoderLike = HashingTextEncoder()
-        else:
-            encoder = default_text_encoder()
+            if image_features.ndim != 2 or image_features.shape[0] != len(items):
+                raise ValueError(f"{args.image_features}: shape {image_features.shape}, expected "
+                                 f"[{len(items)} items of {args.items}, dim]")
+        encoder = make_text_encoder(args.encoder)
         out = args.out or Path("saved") / "neggen" / f"{args.dataset or args.items.stem}-{backend.name}"
         dataset_hash = hashlib.sha256(args.items.read_bytes()).hexdigest()[:16]
         bank = generate_bank(items, backend, out, k=args.k, seed=args.seed, batch_size=args.batch_size,

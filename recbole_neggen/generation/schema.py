@@ -106,7 +106,7 @@ def loads_lenient(text: str) -> Any:
     """``json.loads``, else a tolerant reading (single quotes, trailing commas, Python literals)."""
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except ValueError:  # JSONDecodeError, or an integer too long to convert
         pass
     try:
         return ast.literal_eval(_pythonize(text))

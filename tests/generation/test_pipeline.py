@@ -247,3 +247,26 @@ def test_image_space_by_ridge_and_a_visual_encoder(catalogue, encoder, tmp_path)
     assert bank.features("visual")[entry.item].shape == (4, 8)
     with pytest.raises(ValueError, match="image_features has 2 rows"):
         build(catalogue, tmp_path / "other", encoder, image_features=image[:2])
+
+
+class RecordingEncoder(HashingTextEncoder):
+    def __init__(self):
+        super().__init__(dim=16)
+        self.calls = []
+
+    def encode(self, texts, show_progress=False):
+        self.calls.append(list(texts))
+        return super().encode(texts, show_progress=False)
+
+
+def test_each_distinct_text_is_encoded_once_per_batch(catalogue, tmp_path):
+    recorder = RecordingEncoder()
+    bank = build(catalogue, tmp_path / "bank", recorder, batch_size=len(catalogue))
+    assert all(len(call) == len(set(call)) for call in recorder.calls)
+    text_call = recorder.calls[0]
+    assert len(text_call) < bank.n_rows  # visual-only variants reuse their positive's text
+    feats, pos = bank.features("text"), bank.positive_features("text")
+    for entry in bank.items():
+        for v, row in zip(entry.variants, feats[entry.item]):
+            if v.modality == "visual":
+                np.testing.assert_array_equal(row, pos[entry.item])

@@ -4,10 +4,11 @@ from __future__ import annotations
 import json
 import logging
 
+import numpy as np
 from gen_helpers import write_jsonl
 
 from recbole_neggen.cli import main as cli_main
-from recbole_neggen.generation import AttributeBackend, generate_bank, write_report
+from recbole_neggen.generation import AttributeBackend, NegativeBank, generate_bank, write_report
 from recbole_neggen.generation.records import ItemRecord
 from recbole_neggen.generation.report import highlight
 
@@ -58,3 +59,16 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert cli_main(["generate", "--items", str(tmp_path / "x.jsonl"), "--backend", "gpt",
                      "--encoder", "hashing"]) == 2
     assert "unknown generation backend 'gpt'; choose one of: attribute, openai, transformers" in capsys.readouterr().err
+
+
+def test_cli_image_features_add_the_ridge_space(tmp_path, capsys):
+    write_jsonl(tmp_path / "x.jsonl", [{"item_id": i, "title": t, "description": "Soft cotton, 2-pack."}
+                                       for i, t in enumerate(["Red Bib", "Blue Cup", "Green Rattle"])])
+    np.save(tmp_path / "img.npy", np.arange(12, dtype=np.float32).reshape(3, 4))
+    base = ["generate", "--items", str(tmp_path / "x.jsonl"), "--encoder", "hashing", "--report-items", "0"]
+    assert cli_main([*base, "--out", str(tmp_path / "bank"), "--image-features", str(tmp_path / "img.npy")]) == 0
+    assert json.loads(capsys.readouterr().out)["items"] == 3
+    assert NegativeBank.open(tmp_path / "bank").spaces == ("image", "text", "visual")
+    np.save(tmp_path / "bad.npy", np.zeros((2, 4), np.float32))
+    assert cli_main([*base, "--out", str(tmp_path / "b2"), "--image-features", str(tmp_path / "bad.npy")]) == 2
+    assert "bad.npy: shape (2, 4), expected [3 items" in capsys.readouterr().err

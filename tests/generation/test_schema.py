@@ -50,7 +50,7 @@ def test_first_valid_candidate_wins_and_errors_are_for_the_model():
     assert parse_answer('Example: {"a": 1}. Real: {"b": 2}', needs_b) == {"b": 2}
     with pytest.raises(AnswerError, match='the field "b" is missing'):
         parse_answer('{"a": 1}', needs_b)
-    for bad in ("no json here", '{"a": [1, 2', "[1, 2, 3]", ""):
+    for bad in ("no json here", '{"a": [1, 2', "[1, 2, 3]", "", '{"a": ' + "1" * 5000 + "}", "{'a': 10**10}"):
         with pytest.raises(AnswerError):
             parse_answer(bad, ident)
 
