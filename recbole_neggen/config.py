@@ -44,7 +44,8 @@ def parse_cli_overrides(args: Sequence[str]) -> dict[str, Any]:
 
 
 class Config(RecBoleConfig):
-    """RecBole's Config plus ``properties/overall.yaml``, ``properties/model/<Model>.yaml`` and
+    """RecBole's Config plus ``properties/overall.yaml``, ``properties/model/<Class>.yaml`` for the model class
+    and each of its base classes (NegGen reads NSRec.yaml, then NegGen.yaml) and
     ``properties/dataset/<dataset>.yaml`` of this package, loaded after RecBole's own (so ours win, and
     external files / dicts still win over both).
 
@@ -80,7 +81,8 @@ class Config(RecBoleConfig):
     def _load_internal_config_dict(self, model: str, model_class: type, dataset: str) -> None:
         super()._load_internal_config_dict(model, model_class, dataset)
         props = properties_dir()
-        for path in (props / "overall.yaml", props / "model" / f"{model}.yaml", props / "dataset" / f"{dataset}.yaml"):
+        model_files = [props / "model" / f"{cls.__name__}.yaml" for cls in reversed(model_class.__mro__)]
+        for path in (props / "overall.yaml", *model_files, props / "dataset" / f"{dataset}.yaml"):
             if path.is_file():
                 self._update_internal_config_dict(str(path))
 

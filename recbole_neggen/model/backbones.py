@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
@@ -33,26 +31,39 @@ class Backbone(nn.Module):
     def on_epoch_start(self, epoch: int) -> None:
         """Per-epoch hook (graph pruning, ...); nothing by default."""
 
+    def aux_loss(self, user: Tensor, pos_ids: Tensor, neg_ids: Tensor) -> Tensor | None:
+        """Backbone-specific extra loss for pooled users ``[B, d]``, positives ``[B]`` and chosen negative ids
+        ``[B]`` or ``[B, L+1]`` (FREEDOM's modality BPR terms); ``None`` by default."""
+        return None
+
 
 BACKBONES: Registry[type[Backbone]] = Registry("backbone")
 
 
+def edge_norm(users: Tensor, items: Tensor, n_users: int, n_items: int) -> Tensor:
+    """``1 / sqrt(deg(u) deg(i))`` per edge of the bipartite graph with unique edges ``(users[e], items[e])``;
+    ``[E]``. Degrees count the given edges only."""
+    deg_users = torch.bincount(users, minlength=n_users).float()
+    deg_items = torch.bincount(items, minlength=n_items).float()
+    return (deg_users[users] * deg_items[items]).rsqrt()
+
+
+def bipartite_adjacency(users: Tensor, items: Tensor, n_users: int, n_items: int) -> Tensor:
+    """``D^-1/2 A D^-1/2`` of the user-item graph with unique edges ``(users[e], items[e])``, users first:
+    sparse CSR ``[n_users + n_items, n_users + n_items]``."""
+    values = edge_norm(users, items, n_users, n_items)
+    rows = torch.cat([users, items + n_users])
+    cols = torch.cat([items + n_users, users])
+    size = (n_users + n_items, n_users + n_items)
+    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), torch.cat([values, values]), size, check_invariants=True)
+    return coo.coalesce().to_sparse_csr()
+
+
 def normalized_adjacency(dataset: Any) -> Tensor:
-    """Symmetric-normalised user-item bipartite adjacency ``D^-1/2 A D^-1/2`` as sparse CSR
-    ``[n_users + n_items, n_users + n_items]`` from the training interactions (users first)."""
-    inter = dataset.inter_matrix(form="coo").astype(np.float32)
-    n_users, n_items = inter.shape
-    adj = sp.bmat([[None, inter], [inter.T, None]], format="csr")
-    adj.data[:] = 1.0  # duplicate pairs count once
-    degree = np.asarray(adj.sum(axis=1)).ravel()
-    inv_sqrt = np.zeros_like(degree)
-    inv_sqrt[degree > 0] = degree[degree > 0] ** -0.5
-    norm = sp.diags(inv_sqrt) @ adj @ sp.diags(inv_sqrt)
-    norm = norm.tocsr().astype(np.float32)
-    return torch.sparse_csr_tensor(
-        torch.from_numpy(norm.indptr).long(), torch.from_numpy(norm.indices).long(),
-        torch.from_numpy(norm.data), size=(n_users + n_items, n_users + n_items), check_invariants=False,
-    )
+    """:func:`bipartite_adjacency` of a RecBole dataset's training interactions (duplicate pairs once)."""
+    inter = dataset.inter_matrix(form="coo").tocsr().tocoo()  # sums duplicates into one entry
+    return bipartite_adjacency(torch.from_numpy(inter.row).long(), torch.from_numpy(inter.col).long(),
+                               *inter.shape)
 
 
 @BACKBONES.register("mf")

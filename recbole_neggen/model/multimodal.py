@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from recbole_neggen.model.backbones import BACKBONES, Backbone
+from recbole_neggen.model.backbones import BACKBONES, Backbone, bipartite_adjacency, edge_norm
 from recbole_neggen.sampling.args import param
 
 logger = logging.getLogger(__name__)
@@ -169,25 +169,6 @@ def mixed_knn_graph(features: Mapping[str, Tensor], k: int, image_weight: float)
     for graph in graphs[1:]:
         mixed = mixed + graph
     return mixed.coalesce().to_sparse_csr()
-
-
-def edge_norm(users: Tensor, items: Tensor, n_users: int, n_items: int) -> Tensor:
-    """``1 / sqrt(deg(u) deg(i))`` per edge of the bipartite graph with unique edges ``(users[e], items[e])``;
-    ``[E]``. Degrees count the given edges only."""
-    deg_users = torch.bincount(users, minlength=n_users).float()
-    deg_items = torch.bincount(items, minlength=n_items).float()
-    return (deg_users[users] * deg_items[items]).rsqrt()
-
-
-def bipartite_adjacency(users: Tensor, items: Tensor, n_users: int, n_items: int) -> Tensor:
-    """``D^-1/2 A D^-1/2`` of the user-item graph with unique edges ``(users[e], items[e])``, users first:
-    sparse CSR ``[n_users + n_items, n_users + n_items]``."""
-    values = edge_norm(users, items, n_users, n_items)
-    rows = torch.cat([users, items + n_users])
-    cols = torch.cat([items + n_users, users])
-    size = (n_users + n_items, n_users + n_items)
-    coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), torch.cat([values, values]), size, check_invariants=True)
-    return coo.coalesce().to_sparse_csr()
 
 
 @dataclass(frozen=True)

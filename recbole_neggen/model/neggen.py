@@ -149,6 +149,12 @@ class NegGen(NSRec):
             self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(value, np.float32)), persistent=False)
         self.register_buffer("gen_mask", torch.from_numpy(mask), persistent=False)  # [n_items, K]
         self.register_buffer("gen_type", torch.from_numpy(text.modality.astype(np.int64)), persistent=False)
+        changes = np.zeros(mask.shape, np.float32)  # intervened attributes per variant, aligned like gen_mask
+        for i, token in enumerate(tokens):
+            entry = bank.entry(token)
+            for j, variant in enumerate(entry.variants if entry is not None else ()):
+                changes[i, j] = len(variant.changes)
+        self.register_buffer("n_changes", torch.from_numpy(changes * mask), persistent=False)  # [n_items, K]
         n_with = int(mask.any(1)[1:].sum())
         logger.info("NegGen bank: %d / %d items have generated negatives (types %s); the others get c̄ = 0",
                     n_with, len(tokens) - 1, list(use))

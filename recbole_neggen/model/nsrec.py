@@ -23,7 +23,7 @@ class NSRec(GeneralRecommender):
         U, I = backbone.layer_embeddings()               [n_users, L+1, d], [n_items, L+1, d]
         u, p, c = U[u], I[i], I[neg_cand]                [B, L+1, d], [B, L+1, d], [B, C, L+1, d]
         n = strategy.select(u, p, c)                     [B, L+1, d]  (choice under no_grad)
-        L = mean softplus(<ū, n̄> − <ū, p̄>) + reg_weight·(‖u₀‖² + ‖p₀‖² + ‖n₀‖²)/(2B) + aux
+        L = mean softplus(<ū, n̄> − <ū, p̄>) + reg_weight·(‖u₀‖² + ‖p₀‖² + ‖n₀‖²)/(2B) + strategy aux + backbone aux
     with x̄ the mean over layers and x₀ layer 0. Scores for ranking are <ū, ī>.
     """
 
@@ -64,8 +64,9 @@ class NSRec(GeneralRecommender):
         loss = F.softplus((u * n).sum(-1) - (u * p).sum(-1)).mean()
         reg = (user[:, 0].pow(2).sum() + pos[:, 0].pow(2).sum() + selection.neg[:, 0].pow(2).sum()) / (2 * len(u))
         loss = loss + self.reg_weight * reg
-        if selection.aux_loss is not None:
-            loss = loss + selection.aux_loss
+        for aux in (selection.aux_loss, self.backbone.aux_loss(u, interaction[self.ITEM_ID], selection.item_ids(cand_ids))):
+            if aux is not None:
+                loss = loss + aux
         if self._epoch_stats:
             self._epoch_stats["ahns_clamped"] += float(selection.clamped)
         return loss

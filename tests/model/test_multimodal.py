@@ -15,7 +15,6 @@ from recbole_neggen.model import multimodal
 from recbole_neggen.model.backbones import normalized_adjacency
 from recbole_neggen.model.multimodal import (
     FREEDOMArgs,
-    bipartite_adjacency,
     item_features,
     knn_graph,
     mixed_knn_graph,
@@ -151,12 +150,16 @@ def test_mixed_graph_is_the_weighted_sum_of_modality_graphs() -> None:
 
 
 # ----------------------------------------------------------------------------- user-item graph
-def test_bipartite_adjacency_equals_scipy_reference(build: Callable[..., Built]) -> None:
+def test_normalized_adjacency_equals_dense_reference(build: Callable[..., Built]) -> None:
     dataset = build("mf").dataset
-    coo = dataset.inter_matrix(form="csr").tocoo()
-    ours = bipartite_adjacency(torch.from_numpy(coo.row).long(), torch.from_numpy(coo.col).long(),
-                               dataset.user_num, dataset.item_num)
-    torch.testing.assert_close(ours.to_dense(), normalized_adjacency(dataset).to_dense())
+    r = (dataset.inter_matrix(form="csr").toarray() > 0).astype(np.float64)  # [n_users, n_items]
+    n_users, n_items = r.shape
+    a = np.zeros((n_users + n_items, n_users + n_items))
+    a[:n_users, n_users:], a[n_users:, :n_users] = r, r.T
+    degree = a.sum(1)
+    inv = np.where(degree > 0, degree, 1.0) ** -0.5 * (degree > 0)
+    reference = torch.from_numpy(inv[:, None] * a * inv[None, :]).float()
+    torch.testing.assert_close(normalized_adjacency(dataset).to_dense(), reference)
 
 
 def test_freedom_layers_follow_the_documented_equations(build: Callable[..., Built]) -> None:
