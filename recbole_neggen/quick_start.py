@@ -130,6 +130,13 @@ def objective(
         net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
         logger.info(str(net))
         trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+        if config["neg_diagnostics"]:
+            if hasattr(net, "strategy"):
+                from recbole_neggen.diagnostics import NegativeDiagnostics
+
+                trainer.diagnostics = NegativeDiagnostics(config, train_data, valid_data._dataset)
+            else:
+                logger.warning("neg_diagnostics ignored: model %s has no negative strategy", config["model"])
         history: list[dict[str, Any]] = []
 
         def on_valid(epoch: int, score: float) -> None:
@@ -158,6 +165,8 @@ def objective(
             "epochs_run": (history[-1]["epoch"] + 1) if history else 0,
             "valid_history": history,
             "epoch_logs": trainer.epoch_logs,
+            "diagnostics": trainer.diagnostics.summary(best["epoch"] if best else None)
+            if getattr(trainer, "diagnostics", None) is not None else None,
             "wall_time_s": round(time.time() - start, 3),
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "versions": package_versions(),

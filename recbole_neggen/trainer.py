@@ -15,7 +15,9 @@ class Trainer(RecBoleTrainer):
     - before each training epoch it calls ``model.on_epoch_start(epoch_idx)`` when the model defines it
       (graph pruning, refreshing cached item terms, ...);
     - after each epoch it logs ``model.epoch_log()`` (a ``{name: float}`` dict) when the model defines it,
-      and keeps every epoch's dict in ``self.epoch_logs``.
+      and keeps every epoch's dict in ``self.epoch_logs``;
+    - after each training epoch, when ``self.diagnostics`` is set (``objective()`` does so for
+      ``neg_diagnostics: true``), it records a :class:`~recbole_neggen.diagnostics.NegativeDiagnostics` row.
     TensorBoard events go to ``<checkpoint_dir>/tensorboard`` instead of ``./log_tensorboard``.
     """
 
@@ -28,6 +30,7 @@ class Trainer(RecBoleTrainer):
             default_dir.parent.rmdir()
         self.tensorboard = SummaryWriter(str(Path(self.checkpoint_dir) / "tensorboard"))
         self.epoch_logs: list[dict[str, float]] = []
+        self.diagnostics: Any = None
 
     def _train_epoch(self, train_data: Any, epoch_idx: int, loss_func: Any = None, show_progress: bool = False) -> Any:
         if hasattr(self.model, "on_epoch_start"):
@@ -38,4 +41,6 @@ class Trainer(RecBoleTrainer):
             self.epoch_logs.append(entry)
             self.logger.info("epoch %d model log: %s", epoch_idx,
                              ", ".join(f"{k}={v:.4g}" for k, v in entry.items() if k != "epoch"))
+        if self.diagnostics is not None:
+            self.diagnostics.record(self.model, epoch_idx)
         return loss
