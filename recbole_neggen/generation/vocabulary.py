@@ -52,10 +52,13 @@ LEXICON_DIGEST = hashlib.sha256(repr([(k, p.pattern) for k, p in LEXICONS.items(
                                      + sorted(_HEAD_STOP)).encode()).hexdigest()[:12]
 
 
-def head_noun(title: str) -> str | None:
-    """Product type from a title: the last content word before ' - ' or ','. 'Soft Bite Spoons, 5 Pack'
-    -> 'Spoons'."""
-    main = re.split(r"\s[-–(]\s?|,", title, maxsplit=1)[0]
+def head_noun(title: str, brand: str = "") -> str | None:
+    """Product type from a title: the brand removed, the last content word before ' - ', ',', or a
+    'for' / 'with' phrase. 'Acme Soft Bite Spoons for Infants, 5 Pack' -> 'Spoons'."""
+    if brand:
+        title = re.sub(re.escape(brand), " ", title, flags=re.I)
+    title = title.strip(" -–,:|")
+    main = re.split(r"\s[-–(]\s?|,|\s(?:for|with|by|in|from)\s", title, maxsplit=1, flags=re.I)[0]
     for word in reversed(re.findall(r"[A-Za-z][A-Za-z']+", main)):
         if word.casefold() not in _HEAD_STOP and word.casefold() not in _LEXICON_STOP and len(word) > 2:
             return word
@@ -72,7 +75,7 @@ def item_attributes(record: ItemRecord) -> dict[str, str]:
     if record.attributes:
         return dict(record.attributes)
     found: dict[str, str] = {}
-    product = head_noun(record.title)
+    product = head_noun(record.title, record.brand)
     if product:
         found["product"] = product
     for name, pattern in LEXICONS.items():
@@ -136,22 +139,23 @@ def match_case(template: str, value: str) -> str:
     return value
 
 
-def substitute(text: str, replacements: Sequence[tuple[str, str]], protected: Sequence[str]) -> tuple[str, list[str]]:
-    """Replace whole-word, case-insensitive occurrences of each old value by its new one (case kept),
-    never inside a ``protected`` value. Returns the new text and the old values that were found."""
+def free_spans(text: str, value: str, protected: Sequence[str]) -> list[tuple[int, int]]:
+    """Whole-word, case-insensitive occurrences of ``value`` in ``text`` outside every ``protected`` value."""
     blocked = [m.span() for p in protected if p for m in re.finditer(re.escape(p), text, re.I)]
+    return [m.span() for m in re.finditer(rf"(?<!\w){re.escape(value)}(?!\w)", text, re.I)
+            if not any(s < m.end() and m.start() < e for s, e in blocked)]
+
+
+def substitute(text: str, replacements: Sequence[tuple[str, str]], protected: Sequence[str]) -> tuple[str, list[str]]:
+    """Replace each old value's :func:`free_spans` by its new value (letter case kept); a span is replaced
+    once (longer old values first). Returns the new text and the old values that were replaced."""
     edits: list[tuple[int, int, str]] = []
     applied = []
     for old, new in sorted(replacements, key=lambda r: len(r[0]), reverse=True):
-        hit = False
-        for m in re.finditer(rf"(?<!\w){re.escape(old)}(?!\w)", text, re.I):
-            span = m.span()
-            if any(s < span[1] and span[0] < e for s, e in blocked):
-                continue
-            edits.append((span[0], span[1], match_case(m.group(0), new)))
-            blocked.append(span)
-            hit = True
-        if hit:
+        taken = [(start, end) for start, end, _ in edits]
+        spans = [sp for sp in free_spans(text, old, protected) if not any(s < sp[1] and sp[0] < e for s, e in taken)]
+        edits += [(start, end, match_case(text[start:end], new)) for start, end in spans]
+        if spans:
             applied.append(old)
     for start, end, new in sorted(edits, reverse=True):
         text = text[:start] + new + text[end:]

@@ -105,3 +105,18 @@ def test_round_robin_balances_variant_types():
     assert counts == Counter({"text": 400, "visual": 400, "both": 400})
     assert all(set(plan_tags(p, 3)) == set(TAGS) for p in range(50))
     assert plan_tags(0, 4) == ["text", "visual", "both", "text"]
+
+
+def test_brand_words_and_repeated_values_are_not_edited(catalogue):
+    assert head_noun("The First Years - Easy Comfort Manual Breast Pump", "The First Years") == "Pump"
+    assert head_noun("Kushies 5 Pack Reusable Ultra Diapers for Infants") == "Diapers"
+    backend = AttributeBackend()
+    item = ItemRecord("x", title="Infants Cup for Infants", brand="Infants Co",
+                      description="A cup for infants, from Infants Co.")
+    backend.prepare([*catalogue, item])
+    analysis = validate_analysis(run(backend, "analyse", item))
+    values = [a["value"].casefold() for a in analysis["text"]["key"]]
+    assert len(values) == len(set(values))  # 'Infants' as product and age is listed once
+    for tag in TAGS:
+        answer = run(backend, "intervene", item, analysis=analysis, tag=tag, seed=3)
+        validate_variant(answer, tag=tag, analysis=analysis, source_text=item.source_text(800))

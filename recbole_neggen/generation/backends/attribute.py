@@ -19,8 +19,8 @@ from recbole_neggen.generation.records import ItemRecord
 from recbole_neggen.generation.schema import SOURCE_FIELD
 from recbole_neggen.generation.templates import EDITED
 from recbole_neggen.generation.vocabulary import (
-    IRRELEVANT_NAMES, LEXICON_DIGEST, VISUAL_CONTEXT, VISUAL_NAMES, Vocabulary, group_of, item_attributes,
-    object_of, substitute,
+    IRRELEVANT_NAMES, LEXICON_DIGEST, VISUAL_CONTEXT, VISUAL_NAMES, Vocabulary, free_spans, group_of,
+    item_attributes, object_of, substitute,
 )
 
 ADJECTIVES = ("colour", "color", "pattern", "print", "style")
@@ -62,18 +62,22 @@ class AttributeBackend(Backend):
     def _analyse(self, request: Request) -> dict[str, Any]:
         record = request.item
         attributes = item_attributes(record)
-        source = request.source_text.casefold()
-        text_key, text_irrelevant = [], []
+        irrelevant = {n: v for n, v in attributes.items() if n.casefold() in IRRELEVANT_NAMES}
+        if record.brand:
+            irrelevant.setdefault("brand", record.brand)
+        text_irrelevant = [{"name": n, "value": v} for n, v in irrelevant.items()
+                           if v.casefold() in request.source_text.casefold()]
+        protected = [a["value"] for a in text_irrelevant]
+        text_key: list[dict[str, str]] = []
         visual_key = [{"name": "object", "value": object_of(record, attributes)}]
         for name, value in attributes.items():
-            attr = {"name": name, "value": value}
-            if name.casefold() in VISUAL_NAMES:
-                if name.casefold() != "object":
-                    visual_key.append(attr)
-            elif value.casefold() in source:
-                (text_irrelevant if name.casefold() in IRRELEVANT_NAMES else text_key).append(attr)
-        if record.brand and not any(a["name"].casefold() == "brand" for a in text_irrelevant):
-            text_irrelevant.append({"name": "brand", "value": record.brand})
+            if name.casefold() in IRRELEVANT_NAMES or name.casefold() == "object":
+                continue
+            target = visual_key if name.casefold() in VISUAL_NAMES else text_key
+            if target is text_key and not free_spans(request.source_text, value, protected):
+                continue  # not written in the text (or only inside an irrelevant value): nothing to edit
+            if all(a["value"].casefold() != value.casefold() for a in target):
+                target.append({"name": name, "value": value})
         return {
             "visual_description": describe(visual_key),
             "text": {"key": text_key, "irrelevant": text_irrelevant},
