@@ -177,14 +177,14 @@ class NegativeDiagnostics:
         rows, candidates and selection randomness every call)."""
         device = next(model.parameters()).device
         batch = self.batch.to(device)
-        captured: dict[str, Any] = {}
-        with _isolated(model, self.seed, device), _capture_selection(model.strategy, captured), torch.enable_grad():
+        with _isolated(model, self.seed, device), torch.enable_grad():
             loss = model.calculate_loss(batch)
-            selection: Selection = captured["selection"]
-            grad_neg, grad_pos = gradient_norms(loss, selection.neg, captured["pos"])
+            terms = model.last_terms
+            selection: Selection = terms.selection
+            grad_neg, grad_pos = gradient_norms(loss, selection.neg, terms.pos)
             with torch.no_grad():
                 _, items_pooled = model.pooled()
-        user, pos, neg = (pool_layers(captured[k]).detach() for k in ("user", "pos", "neg"))
+        user, pos, neg = (pool_layers(x).detach() for x in (terms.user, terms.pos, selection.neg))
         s_pos, s_neg = (user * pos).sum(-1), (user * neg).sum(-1)
         users, cand_ids = batch[self.uid].long(), batch[NEG_CAND]
         out = {
@@ -278,24 +278,6 @@ def _isolated(model: Any, seed: int, device: torch.device) -> Iterator[None]:
             yield
     finally:
         model.generator, model._epoch_stats = saved_generator, saved_stats
-
-
-@contextmanager
-def _capture_selection(strategy: Any, captured: dict[str, Any]) -> Iterator[None]:
-    """Record the inputs (``user``, ``pos``, ``cand``) and the :class:`Selection` of every
-    ``strategy.select`` call into ``captured`` (``neg`` is the selection's negative)."""
-    original = strategy.select
-
-    def select(user: Tensor, pos: Tensor, cand: Tensor, *args: Any, **kwargs: Any) -> Selection:
-        selection = original(user, pos, cand, *args, **kwargs)
-        captured.update(user=user, pos=pos, cand=cand, selection=selection, neg=selection.neg)
-        return selection
-
-    strategy.select = select
-    try:
-        yield
-    finally:
-        del strategy.select
 
 
 # ------------------------------------------------------------------------------------------ reading, plots

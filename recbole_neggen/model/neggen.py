@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -45,7 +46,7 @@ from torch import Tensor, nn
 from recbole_neggen.data.dataloader import NEG_CAND
 from recbole_neggen.generation.templates import TAGS
 from recbole_neggen.model import MODELS
-from recbole_neggen.model.nsrec import NSRec
+from recbole_neggen.model.nsrec import LossTerms, NSRec
 from recbole_neggen.sampling import Selection
 from recbole_neggen.sampling.neggen import NegGen as NegGenStrategy
 
@@ -230,12 +231,14 @@ class NegGen(NSRec):
         user = users_all[users]  # [B, L+1, d]
         pos_term, offsets = self._terms(pos_ids)  # [B, d], [B, K, d]
         pos = items_all[pos_ids] + pos_term.unsqueeze(1)  # h_i  [B, L+1, d]
-        cand = items_all[cand_ids] + self._item_term[cand_ids].unsqueeze(2)  # h_j (no-grad term) [B, M, L+1, d]
+        with torch.set_grad_enabled(self.strategy.candidate_grad):  # h_j with the per-epoch term [B, M, L+1, d]
+            cand = items_all[cand_ids] + self._item_term[cand_ids].unsqueeze(2)
         gen = items_all[pos_ids].unsqueeze(1) + offsets.unsqueeze(2)  # g_{i,k}  [B, K, L+1, d]
         mask, types = self.gen_mask[pos_ids], self.gen_type[pos_ids]
         u = user.mean(1)
-        selection = self._select(user, pos, cand, cand_ids, gen, mask, types, u)
+        selection = self._select(user, pos, cand, cand_ids, items_all, gen, mask, types, u)
         neg = selection.neg
+        self.last_terms = LossTerms(user, pos, selection)
         s_pos, s_neg = (u * pos.mean(1)).sum(-1), (u * neg.mean(1)).sum(-1)
         loss = F.softplus(s_neg - s_pos).mean()
         reg = (user[:, 0].pow(2).sum() + pos[:, 0].pow(2).sum() + neg[:, 0].pow(2).sum()) / (2 * len(u))
@@ -249,8 +252,8 @@ class NegGen(NSRec):
             self._log_modalities(s_pos, s_gen, mask, types)
         return loss
 
-    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, cand_ids: Tensor, gen: Tensor, mask: Tensor,
-                types: Tensor, u: Tensor) -> Selection:
+    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, cand_ids: Tensor, items_all: Tensor, gen: Tensor,
+                mask: Tensor, types: Tensor, u: Tensor) -> Selection:
         m = cand.shape[1]
         if isinstance(self.strategy, NegGenStrategy) and self.use_generated:
             index, has = self._choose_generated(u, gen, mask, types)
@@ -261,13 +264,13 @@ class NegGen(NSRec):
         if self._epoch_stats:
             self._epoch_stats["rows"] += float(len(u))
             self._epoch_stats["served_generated"] += float((selection.index == m).sum())
-        if selection.index.dim() != 1:  # layer-wise mixtures (MixGCF, DENS) keep the per-epoch item term
+        if self.strategy.candidate_grad:  # layer-wise mixtures (MixGCF, DENS) keep the per-epoch item term
             return selection
-        # a chosen real item: swap its per-epoch item term for a fresh one that carries gradient
-        is_real = selection.index < m
+        # a chosen real item, re-gathered with gradient and a fresh item term: h_j = I_j + λ c̄_j
+        is_real = (selection.index < m).view(-1, 1, 1)
         real_ids = cand_ids.gather(1, selection.index.clamp(max=m - 1).unsqueeze(1)).squeeze(1)  # [B]
-        delta = torch.where(is_real.unsqueeze(1), self._terms(real_ids)[0] - self._item_term[real_ids], 0.0)
-        return Selection(selection.neg + delta.unsqueeze(1), selection.index, selection.aux_loss, selection.clamped)
+        real = items_all[real_ids] + self._terms(real_ids)[0].unsqueeze(1)
+        return replace(selection, neg=torch.where(is_real, real, selection.neg))
 
     def _log_modalities(self, s_pos: Tensor, s_gen: Tensor, mask: Tensor, types: Tensor) -> None:
         if not self._epoch_stats:

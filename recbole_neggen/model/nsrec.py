@@ -1,6 +1,7 @@
 """NSRec: any backbone trained with BPR against negatives chosen by any strategy (RNS, DNS, MixGCF, ...)."""
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -13,6 +14,16 @@ from recbole_neggen.data.dataloader import NEG_CAND
 from recbole_neggen.model import MODELS
 from recbole_neggen.model.backbones import BACKBONES, Backbone
 from recbole_neggen.sampling import Selection
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """What the last ``calculate_loss`` contrasted: user ``[B, L+1, d]``, positive ``[B, L+1, d]`` and the
+    selection whose ``neg`` ``[B, L+1, d]`` entered the loss (in its autograd graph; for diagnostics)."""
+
+    user: Tensor
+    pos: Tensor
+    selection: Selection
 
 
 @MODELS.register("NSRec")
@@ -38,6 +49,7 @@ class NSRec(GeneralRecommender):
         self.generator = torch.Generator().manual_seed(int(config["seed"]))
         self._cache: tuple[Tensor, Tensor] | None = None
         self._epoch_stats: dict[str, float] = {}
+        self.last_terms: LossTerms | None = None
 
     def train(self, mode: bool = True) -> "NSRec":
         self._cache = None
@@ -59,7 +71,14 @@ class NSRec(GeneralRecommender):
         user = users_all[interaction[self.USER_ID]]
         pos = items_all[interaction[self.ITEM_ID]]
         cand_ids = interaction[NEG_CAND]
-        selection = self.select_negative(user, pos, items_all[cand_ids], cand_ids)
+        if self.strategy.candidate_grad:
+            selection = self.select_negative(user, pos, items_all[cand_ids], cand_ids)
+        else:  # choose on detached candidates, then gather the chosen item with gradient
+            with torch.no_grad():
+                cand = items_all[cand_ids]
+            selection = self.select_negative(user, pos, cand, cand_ids)
+            selection = replace(selection, neg=items_all[selection.item_ids(cand_ids)])
+        self.last_terms = LossTerms(user, pos, selection)
         u, p, n = user.mean(1), pos.mean(1), selection.neg.mean(1)
         loss = F.softplus((u * n).sum(-1) - (u * p).sum(-1)).mean()
         reg = (user[:, 0].pow(2).sum() + pos[:, 0].pow(2).sum() + selection.neg[:, 0].pow(2).sum()) / (2 * len(u))

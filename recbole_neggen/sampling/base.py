@@ -79,6 +79,9 @@ class Strategy(nn.Module):
     """
 
     args_type: ClassVar[type[StrategyArgs]] = StrategyArgs
+    #: False when the negative is one chosen candidate row (``index [B]``): a model may then pass detached
+    #: candidates and re-gather the chosen item with gradient (same loss, no backward through all M).
+    candidate_grad: ClassVar[bool] = True
 
     def __init__(self, args: StrategyArgs, embedding_size: int) -> None:
         super().__init__()

@@ -31,6 +31,7 @@ class NegGen(Strategy):
     """
 
     args_type = NegGenArgs
+    candidate_grad = False
 
     def select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None = None,
                gen: Tensor | None = None, gen_mask: Tensor | None = None) -> Selection:

@@ -46,6 +46,7 @@ class RNS(Strategy):
     """Random negative sampling: ``neg = cand[:, 0]`` (the loader draws uniformly)."""
 
     args_type = RNSArgs
+    candidate_grad = False
 
     def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
         index = torch.zeros(cand.shape[0], dtype=torch.long, device=cand.device)
@@ -89,6 +90,7 @@ class DNS(Strategy):
     """Highest-scored candidate: ``j = argmax_m ⟨ū, c̄_m⟩``; index ``[B]``."""
 
     args_type = DNSArgs
+    candidate_grad = False
 
     def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
         with torch.no_grad():
@@ -113,6 +115,7 @@ class DNSMN(Strategy):
     """``top = N best by ⟨ū, c̄⟩`` (stable: ties keep the lower index), ``j = top[randint(N)]``; index ``[B]``."""
 
     args_type = DNSMNArgs
+    candidate_grad = False
     args: DNSMNArgs
 
     def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
@@ -179,6 +182,7 @@ class AHNS(Strategy):
     """
 
     args_type = AHNSArgs
+    candidate_grad = False
     args: AHNSArgs
 
     def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
