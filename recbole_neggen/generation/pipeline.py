@@ -14,6 +14,7 @@ import hashlib
 import inspect
 import json
 import logging
+import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -261,6 +262,22 @@ def generate_bank(
     return NegativeBank.open(out_dir)
 
 
+def default_bank_dir(dataset_dir: str | Path, backend: str, encoder: str, k: int, seed: int) -> Path:
+    """Where a dataset's bank lives unless told otherwise: ``<dataset_dir>/neggen/<backend>-<encoder>-k<K>-seed<S>``."""
+    return Path(dataset_dir) / "neggen" / f"{backend}-{encoder}-k{k}-seed{seed}"
+
+
+def bank_from_items_file(items_path: str | Path, backend: Backend, out_dir: str | Path, *, encoder: str = "minilm",
+                         image_features: np.ndarray | None = None, **options: Any) -> NegativeBank:
+    """:func:`generate_bank` for an ``items.jsonl`` file (its SHA-256 is the dataset hash); the one path used by
+    the ``generate`` command and by the NegGen model's first run, so both find and reuse the same bank."""
+    items_path = Path(items_path)
+    items = load_items(items_path)
+    dataset_hash = hashlib.sha256(items_path.read_bytes()).hexdigest()[:16]
+    return generate_bank(items, backend, Path(out_dir), encoder=make_text_encoder(encoder),
+                         image_features=image_features, dataset_hash=dataset_hash, **options)
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 def build_backend(name: str, **options: Any) -> Backend:
     """Registered backend ``name`` built from the ``options`` its constructor takes (None = default)."""
@@ -278,8 +295,12 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="run_recbole_neggen.py generate",
                                 description="Generate NegGen's negative bank (resumable; same settings = no-op).")
     src = p.add_argument_group("items")
-    src.add_argument("--dataset", help="dataset name: reads <dataset-dir>/<name>.items.jsonl")
+    src.add_argument("--dataset", help="dataset name: reads <dataset-dir>/<name>.items.jsonl; without --dataset-dir "
+                                       "the dataset is located (and prepared on first use) as training does")
     src.add_argument("--dataset-dir", type=Path, help="prepared dataset directory")
+    src.add_argument("--data-path", help="root holding MMRec-format <dataset>/ folders (default $NEGGEN_DATA_PATH)")
+    src.add_argument("--prepared-path", default=None,
+                     help="where prepared datasets live (default $NEGGEN_PREPARED_PATH or ./dataset)")
     src.add_argument("--items", type=Path, help="items.jsonl path (overrides --dataset/--dataset-dir)")
     src.add_argument("--limit", type=int, help="generate only the first N items")
     src.add_argument("--image-features", type=Path,
@@ -301,7 +322,8 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS)
     gen.add_argument("--template-version", default=TEMPLATE_VERSION)
     out = p.add_argument_group("output")
-    out.add_argument("--out", type=Path, help="bank directory (default saved/neggen/<dataset>-<backend>)")
+    out.add_argument("--out", type=Path, help="bank directory (default <dataset dir>/neggen/<backend>-<encoder>-k<K>-"
+                                              "seed<S>, the one NegGen training uses)")
     out.add_argument("--encoder", choices=TEXT_ENCODERS, default="minilm",
                      help="text encoder: all-MiniLM-L6-v2 (default) or cheap feature hashing (smoke tests)")
     out.add_argument("--report-items", type=int, default=20, help="items shown in report.md (0: no report)")
@@ -314,30 +336,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.items is None:
-        if args.dataset is None or args.dataset_dir is None:
-            parser.error("give --items PATH, or --dataset NAME with --dataset-dir DIR")
+        if args.dataset is None:
+            parser.error("give --items PATH, or --dataset NAME (with --dataset-dir DIR for a prepared copy)")
+        if args.dataset_dir is None:
+            from recbole_neggen.data.locate import prepared_dir
+
+            prepared = args.prepared_path or os.environ.get("NEGGEN_PREPARED_PATH") or "dataset"
+            args.dataset_dir = prepared_dir(args.dataset, args.data_path, prepared)
         args.items = args.dataset_dir / f"{args.dataset}.items.jsonl"
     backend_name = args.backend or ("openai" if args.base_url else "transformers" if args.model else "attribute")
     if args.backend is None and backend_name == "attribute":
         logger.info("no model configured: using the attribute backend (no LLM; attributes mined from the catalogue)")
+    out = args.out or default_bank_dir(args.items.parent, backend_name, args.encoder, args.k, args.seed)
     try:
-        items = load_items(args.items)
         backend = build_backend(backend_name, model=args.model, base_url=args.base_url, api_key_env=args.api_key_env,
                                 max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                                 concurrency=args.concurrency, timeout=args.timeout)
         image_features = None
         if args.image_features is not None:
             image_features = np.load(args.image_features, allow_pickle=False)
-            if image_features.ndim != 2 or image_features.shape[0] != len(items):
+            n_items = len(load_items(args.items))
+            if image_features.ndim != 2 or image_features.shape[0] != n_items:
                 raise ValueError(f"{args.image_features}: shape {image_features.shape}, expected "
-                                 f"[{len(items)} items of {args.items}, dim]")
-        encoder = make_text_encoder(args.encoder)
-        out = args.out or Path("saved") / "neggen" / f"{args.dataset or args.items.stem}-{backend.name}"
-        dataset_hash = hashlib.sha256(args.items.read_bytes()).hexdigest()[:16]
-        bank = generate_bank(items, backend, out, k=args.k, seed=args.seed, batch_size=args.batch_size,
-                             encoder=encoder, image_features=image_features, dataset_hash=dataset_hash,
-                             limit=args.limit, max_text_chars=args.max_text_chars,
-                             template_version=args.template_version)
+                                 f"[{n_items} items of {args.items}, dim]")
+        bank = bank_from_items_file(args.items, backend, out, encoder=args.encoder, image_features=image_features,
+                                    k=args.k, seed=args.seed, batch_size=args.batch_size, limit=args.limit,
+                                    max_text_chars=args.max_text_chars, template_version=args.template_version)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -56,16 +56,15 @@ GEN_MODALITIES = ("text", "visual", "both")
 
 def ensure_bank(config: Any) -> Any:
     """Open the configured negative bank, generating it first when absent or incomplete (cached under the
-    prepared dataset, reused by later runs)."""
-    from recbole_neggen.generation.pipeline import build_backend, default_text_encoder, generate_bank
-    from recbole_neggen.generation.records import load_items
+    prepared dataset, the same directory ``run_recbole_neggen.py generate --dataset=<name>`` writes)."""
+    from recbole_neggen.generation.pipeline import bank_from_items_file, build_backend, default_bank_dir
 
     data_dir = Path(config["data_path"])
     items_file = data_dir / f"{config['dataset']}.items.jsonl"
     backend_name = config["neggen_backend"] or "attribute"
+    encoder = config["neggen_encoder"] or "minilm"
     k, seed = int(config["neggen_k"]), int(config["neggen_seed"])
-    encoder_name = config["neggen_encoder"] or "minilm"
-    bank_dir = Path(config["neggen_bank"] or data_dir / "neggen" / f"{backend_name}-{encoder_name}-k{k}-seed{seed}")
+    bank_dir = Path(config["neggen_bank"] or default_bank_dir(data_dir, backend_name, encoder, k, seed))
     if not items_file.is_file():
         raise FileNotFoundError(
             f"NegGen needs item texts to generate negatives: {items_file} does not exist "
@@ -73,17 +72,10 @@ def ensure_bank(config: Any) -> Any:
         )
     if backend_name == "attribute" and not config["neggen_model"]:
         logger.info("NegGen: no generation model configured; using the attribute backend (no LLM)")
-    items = load_items(items_file)
     backend = build_backend(backend_name, model=config["neggen_model"], base_url=config["neggen_base_url"])
     logger.info("NegGen: negative bank %s (built now if missing or incomplete, reused otherwise)", bank_dir)
-    if (config["neggen_encoder"] or "minilm") == "hashing":
-        from recbole_neggen.encoders import HashingTextEncoder
-
-        encoder = HashingTextEncoder()
-    else:
-        encoder = default_text_encoder()
-    return generate_bank(items, backend, bank_dir, k=k, seed=seed, encoder=encoder,
-                         progress=config["show_progress"] is not False)
+    return bank_from_items_file(items_file, backend, bank_dir, encoder=encoder, k=k, seed=seed,
+                                progress=config["show_progress"] is not False)
 
 
 def _pca(features: np.ndarray, mask: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:

@@ -83,3 +83,15 @@ def test_bad_modalities_rejected(prepared):
     train, _, _ = data_preparation(config, dataset)
     with pytest.raises(ValueError, match="neggen_modalities must be a non-empty subset"):
         get_model("NegGen")(config, train._dataset)
+
+
+def test_generate_command_writes_the_bank_training_reuses(tmp_path, caplog, capsys):
+    from recbole_neggen.cli import main
+
+    prepared = tmp_path / "prepared"
+    assert main(["generate", "--dataset", "synthetic", "--prepared-path", str(prepared), "--encoder", "hashing",
+                 "--report-items", "0"]) == 0
+    assert "attribute-hashing-k4-seed0" in capsys.readouterr().out
+    caplog.set_level("INFO")
+    run(prepared, tmp_path, epochs=1)
+    assert "nothing to do" in caplog.text
