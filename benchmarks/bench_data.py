@@ -1,6 +1,7 @@
 """Benchmark data preparation and loading; prints a table.
 
-Steps (each in a fresh subprocess, so its peak RSS is its own):
+Steps (each in a fresh subprocess, so its peak RSS is its own; CPU s = user + system time of the
+step, a load-independent figure when the machine is shared):
   baby-prepare      MMRec Baby -> prepared files, text features with all-MiniLM-L6-v2
   baby-load         MultiModalDataset from the prepared files (RecBole loading + alignment), then save()
   baby-load-cache   the same dataset loaded from RecBole's pickled dataset cache
@@ -41,6 +42,7 @@ def run_step(step: str, args: argparse.Namespace) -> dict[str, object]:
 
     imports = time.perf_counter() - start
     start = time.perf_counter()
+    cpu_at_start = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
     info: dict[str, object] = {}
     if step == "baby-prepare":
         import torch
@@ -75,6 +77,8 @@ def run_step(step: str, args: argparse.Namespace) -> dict[str, object]:
         raise ValueError(f"unknown step {step!r}")
     info["seconds"] = round(time.perf_counter() - start, 2)
     info["import_s"] = round(imports, 2)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    info["cpu_s"] = round(usage.ru_utime + usage.ru_stime - cpu_at_start, 1)
     info["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return info
 
@@ -85,7 +89,7 @@ def main() -> None:
     p.add_argument("--out", help="prepared root (default: a temporary directory)")
     p.add_argument("--synthetic-items", type=int, default=50_000)
     p.add_argument("--text-threads", type=int, default=2, help="torch threads for MiniLM encoding")
-    p.add_argument("--text-encoder", default="minilm", help="minilm | minilm-bf16 | hashing")
+    p.add_argument("--text-encoder", default="minilm", help="minilm (bf16 where native) | minilm-fp32 | hashing")
     p.add_argument("--steps", default="baby-prepare,baby-load,baby-load-cache,synthetic-prepare,synthetic-load")
     p.add_argument("--step", help=argparse.SUPPRESS)  # internal: run one step, print JSON
     args = p.parse_args()
@@ -106,10 +110,11 @@ def main() -> None:
             sys.stderr.write(proc.stderr[-3000:])
             raise SystemExit(f"step {step} failed")
         rows.append((step, json.loads(proc.stdout.strip().splitlines()[-1])))
-    print(f"\n{'step':<20}{'seconds':>10}{'imports s':>11}{'peak RSS MB':>14}  details")
+    print(f"\n{'step':<20}{'wall s':>8}{'CPU s':>8}{'imports s':>11}{'peak RSS MB':>13}  details")
     for step, info in rows:
-        details = {k: v for k, v in info.items() if k not in ("seconds", "import_s", "peak_rss_mb")}
-        print(f"{step:<20}{info['seconds']:>10}{info['import_s']:>11}{info['peak_rss_mb']:>14}  {details}")
+        details = {k: v for k, v in info.items() if k not in ("seconds", "cpu_s", "import_s", "peak_rss_mb")}
+        print(f"{step:<20}{info['seconds']:>8}{info['cpu_s']:>8}{info['import_s']:>11}{info['peak_rss_mb']:>13}"
+              f"  {details}")
     print(f"\nOMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, MiniLM threads={args.text_threads}, "
           f"cpus={os.cpu_count()}, load average at the end {os.getloadavg()[0]:.1f}")
     if tmp:

@@ -501,7 +501,8 @@ def main(argv: Sequence[str] | None = None) -> PrepareResult:
     p.add_argument("--images", help="folder of item images named <item id>.<ext> (or <asin>.<ext>)")
     p.add_argument("--image-encoder", help="local transformers vision/CLIP model directory (default: pixel stats)")
     p.add_argument("--text-encoder", choices=TEXT_ENCODERS.names(),
-                   help="text encoder (default: minilm = all-MiniLM-L6-v2; synthetic: hashing)")
+                   help="default minilm (all-MiniLM-L6-v2, bf16 where the CPU runs it natively); "
+                        "minilm-fp32 (exact float32); hashing (cheap, the synthetic default)")
     p.add_argument("--seed", type=int, help="split seed (amazon, synthetic)")
     p.add_argument("--n-users", type=int, help="synthetic: number of users")
     p.add_argument("--n-items", type=int, help="synthetic: number of items")
