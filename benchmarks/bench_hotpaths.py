@@ -22,11 +22,8 @@ T0 = time.perf_counter()
 import torch  # noqa: E402
 
 import recbole_neggen  # noqa: E402,F401
-from recbole.utils import init_seed  # noqa: E402
-
 from recbole_neggen.config import Config  # noqa: E402
-from recbole_neggen.quick_start import peak_rss_mb  # noqa: E402
-from recbole_neggen.utils import create_dataset, data_preparation, get_model, get_trainer  # noqa: E402
+from recbole_neggen.quick_start import build_run, peak_rss_mb  # noqa: E402
 
 IMPORT_S = time.perf_counter() - T0
 
@@ -35,15 +32,9 @@ def build(model: str, dataset: str, overrides: dict, workdir: Path):
     config = Config(model=model, dataset=dataset, config_dict={
         "run_root": str(workdir / "runs"), "checkpoint_dir": str(workdir / "runs"), "show_progress": False,
         "state": "WARNING", **overrides})
-    init_seed(config["seed"], config["reproducibility"])
     t = time.perf_counter()
-    data = create_dataset(config)
-    train, valid, test = data_preparation(config, data)
-    load_s = time.perf_counter() - t
-    t = time.perf_counter()
-    net = get_model(config["model"])(config, train._dataset).to(config["device"])
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
-    return config, trainer, train, test, load_s, time.perf_counter() - t
+    built = build_run(config)
+    return config, built.trainer, built.train, built.test, time.perf_counter() - t
 
 
 def time_epochs(trainer, train, epochs: int) -> float:
@@ -91,7 +82,7 @@ def main() -> int:
                for s in args.strategies]
         ):
             t = time.perf_counter()
-            config, trainer, train, test, load_s, build_s = build(model, args.dataset, {**common, **extra}, work)
+            config, trainer, train, test, build_s = build(model, args.dataset, {**common, **extra}, work)
             startup = IMPORT_S + (time.perf_counter() - t) if first else None
             epoch_s = time_epochs(trainer, train, args.epochs)
             if "2 layers, rns" in label:
@@ -101,7 +92,7 @@ def main() -> int:
             if first:
                 eval_s = time_eval(trainer, test, 3)
                 rows.append(("full-sort eval pass, test split (top-50, mask train)", f"{eval_s:.3f}", "-"))
-                rows.append((f"start-up (imports {IMPORT_S:.1f}s + dataset load {load_s:.1f}s + model build)",
+                rows.append((f"start-up (imports {IMPORT_S:.1f}s + dataset load, loaders, model {build_s:.1f}s)",
                              f"{startup:.2f}", "-"))
                 first = False
             print(f"  done: {label}: {epoch_s:.3f}s", file=sys.stderr, flush=True)

@@ -10,6 +10,7 @@ import resource
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -93,6 +94,30 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+@dataclass
+class BuiltRun:
+    """Everything one run trains and evaluates with (see :func:`build_run`)."""
+
+    dataset: Any
+    train: Any
+    valid: Any
+    test: Any
+    model: Any
+    trainer: Any
+
+
+def build_run(config: Config) -> BuiltRun:
+    """RecBole's build sequence with our factories, seeded as ``run_recbole`` seeds it: dataset, loaders,
+    model on ``config['device']``, trainer. Shared by :func:`objective`, ``evaluate_run`` and the benchmarks."""
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train, valid, test = data_preparation(config, dataset)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train._dataset).to(config["device"])
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    return BuiltRun(dataset, train, valid, test, model, trainer)
+
+
 def objective(
     model: str | type | None = None,
     dataset: str | None = None,
@@ -122,14 +147,11 @@ def objective(
     handler = _init_logging(run_dir, config["state"])
     logger = logging.getLogger("recbole_neggen")
     try:
-        init_seed(config["seed"], config["reproducibility"])
-        data = create_dataset(config)
-        logger.info(str(data))
-        train_data, valid_data, test_data = data_preparation(config, data)
-        init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-        net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+        built = build_run(config)
+        train_data, valid_data, test_data, net, trainer = (
+            built.train, built.valid, built.test, built.model, built.trainer)
+        logger.info(str(built.dataset))
         logger.info(str(net))
-        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
         if config["neg_diagnostics"]:
             if hasattr(net, "strategy"):
                 from recbole_neggen.diagnostics import NegativeDiagnostics

@@ -45,10 +45,8 @@ def evaluate_run(run_dir: str | Path, device: str | None = None) -> dict[str, An
         ``{"run_dir", "checkpoint", "epoch", "best_valid_score", "test": {metric: float}, "evaluated_at"}``;
         read back from ``test_result.json`` when the run was already evaluated.
     """
-    from recbole.utils import init_seed
-
     from recbole_neggen.compat import load_trusted_checkpoint
-    from recbole_neggen.utils import create_dataset, data_preparation, get_model, get_trainer
+    from recbole_neggen.quick_start import build_run
 
     run_dir = Path(run_dir).resolve()
     stored = run_dir / TEST_RESULT
@@ -61,13 +59,10 @@ def evaluate_run(run_dir: str | Path, device: str | None = None) -> dict[str, An
     config["device"] = wanted if wanted.type != "cuda" or torch.cuda.is_available() else torch.device("cpu")
     with tempfile.TemporaryDirectory() as scratch:  # the Trainer's own checkpoint / TensorBoard files go here
         config["checkpoint_dir"] = scratch
-        init_seed(config["seed"], config["reproducibility"])
-        train_data, _, test_data = data_preparation(config, create_dataset(config))
-        init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-        model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+        built = build_run(config)
+        trainer = built.trainer
         try:
-            test = trainer.evaluate(test_data, load_best_model=True, model_file=str(checkpoint_path))
+            test = trainer.evaluate(built.test, load_best_model=True, model_file=str(checkpoint_path))
         finally:
             trainer.tensorboard.close()
     result = {"run_dir": str(run_dir), "checkpoint": str(checkpoint_path), "epoch": int(checkpoint["epoch"]),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
 import hashlib
 import inspect
 import json
@@ -274,8 +275,12 @@ def bank_from_items_file(items_path: str | Path, backend: Backend, out_dir: str 
     items_path = Path(items_path)
     items = load_items(items_path)
     dataset_hash = hashlib.sha256(items_path.read_bytes()).hexdigest()[:16]
-    return generate_bank(items, backend, Path(out_dir), encoder=make_text_encoder(encoder),
-                         image_features=image_features, dataset_hash=dataset_hash, **options)
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_dir.with_name(out_dir.name + ".lock"), "w") as lock:  # parallel runs wait, then reuse
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return generate_bank(items, backend, out_dir, encoder=make_text_encoder(encoder),
+                             image_features=image_features, dataset_hash=dataset_hash, **options)
 
 
 # ---------------------------------------------------------------------------------------------- CLI
