@@ -41,6 +41,7 @@ from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
+from recbole_neggen.diagnostics import DIAGNOSTICS_FILE, plot_diagnostics
 from recbole_neggen.experiments.probe import Probe, probe
 from recbole_neggen.experiments.report import DEFAULT_METRICS, markdown_table, mean_std, plot_curves, plot_metric_bars
 from recbole_neggen.experiments.spec import FieldPath, SpecError, SpecFile, locate_spec
@@ -359,7 +360,8 @@ def _floats(rows: list[dict[str, str]], name: str) -> list[float]:
 
 
 def summarize(runs: list[Run], spec: BenchSpec, out: Path) -> str:
-    """Write ``table.md``, ``metrics.png`` and ``valid_curves.png`` from this grid's rows; return the table."""
+    """Write ``table.md``, ``metrics.png``, ``valid_curves.png`` and, for runs with ``neg_diagnostics: true``,
+    ``diagnostics/diagnostics_<measure>.png`` (one line per cell, first seed) from this grid's rows; return the table."""
     latest: dict[tuple[str, str], dict[str, str]] = {}
     for row in RunsCSV(out / "runs.csv", csv_columns(spec.report_metrics)).rows():
         key = (row["config_hash"], row["seed"])
@@ -372,7 +374,7 @@ def summarize(runs: list[Run], spec: BenchSpec, out: Path) -> str:
     valid_metric = next((r["valid_metric"] for rows in cells.values() for r in rows if r["status"] == "ok"), "valid")
     header = ["model", "backbone", "strategy", "runs ok", "failed", f"valid {valid_metric}",
               *[f"test {m}" for m in spec.report_metrics], "best epoch", "epochs", "wall s", "peak MiB"]
-    body, bars, curves = [], {}, {}
+    body, bars, curves, diagnostics = [], {}, {}, {}
     for (model, backbone, strategy), rows in cells.items():
         ok = [r for r in rows if r["status"] == "ok"]
         peak = _floats(ok, "peak_rss_mb")
@@ -385,8 +387,11 @@ def summarize(runs: list[Run], spec: BenchSpec, out: Path) -> str:
             series = model if backbone == NOT_APPLICABLE else f"{model}/{backbone}"
             bars.setdefault(series, {})[strategy] = {m: _floats(ok, f"test_{m}") for m in spec.report_metrics}
             histories = [json.loads((Path(r["run_dir"]) / "result.json").read_text())["valid_history"] for r in ok]
-            curves[series if strategy == NOT_APPLICABLE else f"{series}/{strategy}"] = [
-                [(e["epoch"], e["valid_score"]) for e in history] for history in histories]
+            label = series if strategy == NOT_APPLICABLE else f"{series}/{strategy}"
+            curves[label] = [[(e["epoch"], e["valid_score"]) for e in history] for history in histories]
+            first_csv = Path(ok[0]["run_dir"]) / DIAGNOSTICS_FILE  # runs with neg_diagnostics: true (first seed)
+            if first_csv.is_file():
+                diagnostics[label] = first_csv
     table = (f"# bench {spec.name}: {spec.dataset}, seeds {', '.join(map(str, sorted({r.seed for r in runs})))}\n\n"
              f"Mean ± sample std over seeds; test at the best-validation epoch (selected on {valid_metric}).\n\n"
              + markdown_table(header, body))
@@ -394,6 +399,8 @@ def summarize(runs: list[Run], spec: BenchSpec, out: Path) -> str:
     if bars:
         plot_metric_bars(bars, spec.report_metrics, out / "metrics.png", f"{spec.dataset}: test metrics (mean ± std)")
         plot_curves(curves, out / "valid_curves.png", f"valid {valid_metric}", f"{spec.dataset}: validation curves")
+    if diagnostics:
+        plot_diagnostics(diagnostics, out / "diagnostics")
     return table
 
 

@@ -10,7 +10,8 @@ dataset: synthetic
 models: [NSRec]
 strategies: [rns, {name: dns, neg_params: {n_candidates: 4}}]
 seeds: [1, 2]
-config: {backbone: mf, epochs: 2, learning_rate: 0.01, train_batch_size: 512}
+config: {backbone: mf, epochs: 2, learning_rate: 0.01, train_batch_size: 512, neg_diagnostics: true,
+         neg_diagnostics_rows: 256}
 """
 BROKEN_MODEL = "models: [NSRec, {name: NSRec, config: {backbone: nosuch}}]\n"
 
@@ -56,7 +57,7 @@ def test_bench_end_to_end_resume_and_crash(tmp_path, capsys):
         assert float(row["peak_rss_mb"]) > 0 and row["backbone"] == "mf"
     table = (out / "table.md").read_text()
     assert "| NSRec | mf | rns | 2/2 | 0 |" in table and "| NSRec | mf | dns | 2/2 | 0 |" in table and " ± " in table
-    for figure in ("metrics.png", "valid_curves.png"):
+    for figure in ("metrics.png", "valid_curves.png", "diagnostics/diagnostics_percentile.png"):
         assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # RNS only, plus a model that crashes, seed 1 only: the finished run is skipped, the crash is reported.
