@@ -7,11 +7,11 @@ fields are ignored. Every error names the file, the line and the field.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recbole_neggen.data.files import read_jsonl
 from recbole_neggen.encoders import clean_text, parse_categories
 
 TEXT_FIELDS = ("title", "brand", "description")
@@ -68,8 +68,6 @@ def _field_error(path: Path, line: int, name: str, message: str) -> ValueError:
 
 
 def _record(obj: Any, path: Path, line: int) -> ItemRecord:
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path}:{line}: expected a JSON object, got {type(obj).__name__}")
     if "item_id" not in obj:
         raise _field_error(path, line, "item_id", "is missing")
     item_id = obj["item_id"]
@@ -113,20 +111,12 @@ def load_items(path: str | Path) -> list[ItemRecord]:
         raise FileNotFoundError(f"items file not found: {path}")
     records: list[ItemRecord] = []
     first_line: dict[str, int] = {}
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{line_no}: invalid JSON: {exc.msg} (column {exc.colno})") from None
-            record = _record(obj, path, line_no)
-            if record.item_id in first_line:
-                raise _field_error(path, line_no, "item_id",
-                                   f"{record.item_id!r} repeats line {first_line[record.item_id]}")
-            first_line[record.item_id] = line_no
-            records.append(record)
+    for line_no, obj in read_jsonl(path):
+        record = _record(obj, path, line_no)
+        if record.item_id in first_line:
+            raise _field_error(path, line_no, "item_id", f"{record.item_id!r} repeats line {first_line[record.item_id]}")
+        first_line[record.item_id] = line_no
+        records.append(record)
     if not records:
         raise ValueError(f"{path}: no item records")
     return records
