@@ -46,13 +46,16 @@ class FixedScores(GeneralRecommender):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
+        self.register_buffer("table", self.make_table(dataset))
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def make_table(self, dataset):
         table = torch.zeros(self.n_users, self.n_items)
         for user, scores in SCORES.items():
             uid = dataset.token2id(self.USER_ID, user)
             for token, score in zip("12345", scores):
                 table[uid, dataset.token2id(self.ITEM_ID, token)] = score
-        self.register_buffer("table", table)
-        self.dummy = torch.nn.Parameter(torch.zeros(1))
+        return table
 
     def calculate_loss(self, interaction):
         return self.dummy.sum()
@@ -106,3 +109,53 @@ def test_full_sort_metrics_match_hand_computed(tiny_root, protocol):
 def test_unknown_eval_protocol_is_rejected(tiny_root):
     with pytest.raises(ValueError, match="eval_protocol must be one of"):
         Config(model="BPR", dataset="tiny", config_dict={"eval_protocol": "sampled"})
+
+
+def naive_metrics(table, train, test, k):
+    """Per-user Python loop: mask training items (mmrec), rank, Recall@k and NDCG@k, averaged over test users."""
+    recalls, ndcgs = [], []
+    for user, positives in test.items():
+        ranked = sorted((i for i in range(1, table.shape[1]) if i not in train.get(user, set())),
+                        key=lambda i: -float(table[user, i]))[:k]
+        hits = [1.0 if i in positives else 0.0 for i in ranked]
+        recalls.append(sum(hits) / len(positives))
+        ideal = sum(1 / math.log2(r + 2) for r in range(min(len(positives), k)))
+        ndcgs.append(sum(h / math.log2(r + 2) for r, h in enumerate(hits)) / ideal)
+    return sum(recalls) / len(recalls), sum(ndcgs) / len(ndcgs)
+
+
+class RandomScores(FixedScores):
+    """Continuous random scores (no ties), seeded."""
+
+    def make_table(self, dataset):
+        return torch.rand(self.n_users, self.n_items, generator=torch.Generator().manual_seed(1))
+
+
+def test_batched_full_sort_equals_naive_loop_on_random_data(tmp_path, write_atomic):
+    rng = torch.Generator().manual_seed(0)
+    n_users, n_items = 40, 60
+    splits = {"train": [], "valid": [], "test": []}
+    for u in range(n_users):
+        items = torch.randperm(n_items, generator=rng)[:8].tolist()
+        for split, chunk in (("train", items[:5]), ("valid", items[5:6]), ("test", items[6:])):
+            splits[split] += [(f"u{u}", f"i{i}") for i in chunk]
+    write_atomic(tmp_path / "prepared" / "rand", "rand", splits)
+    config = Config(model=RandomScores, dataset="rand", config_dict={
+        "prepared_path": str(tmp_path / "prepared"), "topk": [5, 10], "metrics": ["Recall", "NDCG"],
+        "metric_decimal_place": 8, "eval_batch_size": 7 * 61, "run_root": str(tmp_path / "runs")})  # several batches
+    config["checkpoint_dir"] = str(tmp_path / "runs")
+    dataset = create_dataset(config)
+    _, _, test = data_preparation(config, dataset)
+    model = RandomScores(config, dataset)
+    result = Trainer(config, model).evaluate(test, load_best_model=False)
+    uid = lambda u: dataset.token2id("user_id", u)  # noqa: E731
+    iid = lambda i: dataset.token2id("item_id", i)  # noqa: E731
+    train, positives = {}, {}
+    for u, i in splits["train"]:
+        train.setdefault(uid(u), set()).add(iid(i))
+    for u, i in splits["test"]:
+        positives.setdefault(uid(u), set()).add(iid(i))
+    for k in (5, 10):
+        recall, ndcg = naive_metrics(model.table, train, positives, k)
+        assert result[f"recall@{k}"] == pytest.approx(recall, abs=1e-6)
+        assert result[f"ndcg@{k}"] == pytest.approx(ndcg, abs=1e-6)
