@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from recbole_neggen.encoders import TEXT_ENCODERS
 from recbole_neggen.generation.backends import BACKENDS, Backend, Request
 from recbole_neggen.generation.bank import BankWriter, NegativeBank, entry_rows
 from recbole_neggen.generation.features import FeatureSpace, TextEncoderLike, encoder_name, fit_ridge
@@ -59,21 +60,15 @@ def dataset_digest(items: Sequence[ItemRecord]) -> str:
     return h.hexdigest()[:16]
 
 
-TEXT_ENCODERS = ("minilm", "hashing")
-
-
 def default_text_encoder() -> TextEncoderLike:
     """all-MiniLM-L6-v2 (offline), the dataset text encoder."""
     return make_text_encoder("minilm")
 
 
 def make_text_encoder(name: str) -> TextEncoderLike:
-    """``minilm`` (all-MiniLM-L6-v2, offline) or ``hashing`` (cheap feature hashing, for smoke runs)."""
-    from recbole_neggen.encoders import HashingTextEncoder, TextEncoder
-
-    if name not in TEXT_ENCODERS:
-        raise ValueError(f"unknown text encoder {name!r}; choose one of {', '.join(TEXT_ENCODERS)}")
-    return TextEncoder() if name == "minilm" else HashingTextEncoder()
+    """A text encoder by name from ``recbole_neggen.encoders.TEXT_ENCODERS``: ``minilm`` (all-MiniLM-L6-v2,
+    offline, bf16 where the CPU supports it), ``minilm-fp32`` or ``hashing`` (cheap, for smoke runs)."""
+    return TEXT_ENCODERS.get(name)()
 
 
 # ------------------------------------------------------------------------------------------ stages
@@ -329,7 +324,7 @@ def _parser() -> argparse.ArgumentParser:
     out = p.add_argument_group("output")
     out.add_argument("--out", type=Path, help="bank directory (default <dataset dir>/neggen/<backend>-<encoder>-k<K>-"
                                               "seed<S>, the one NegGen training uses)")
-    out.add_argument("--encoder", choices=TEXT_ENCODERS, default="minilm",
+    out.add_argument("--encoder", choices=TEXT_ENCODERS.names(), default="minilm",
                      help="text encoder: all-MiniLM-L6-v2 (default) or cheap feature hashing (smoke tests)")
     out.add_argument("--report-items", type=int, default=20, help="items shown in report.md (0: no report)")
     return p
