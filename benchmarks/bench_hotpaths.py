@@ -65,8 +65,11 @@ def main() -> int:
     parser.add_argument("--strategies", nargs="*", default=["rns", "dns", "dns_mn", "mixgcf", "ahns", "dens", "neggen"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--candidates", type=int, default=32)
+    parser.add_argument("--neggen-encoder", default="minilm", help="text encoder of the NegGen bank to reuse")
     args = parser.parse_args()
-    common = {"use_gpu": args.device == "cuda", "embedding_size": 64, "train_batch_size": 2048}
+    prepared = os.path.abspath(os.environ.get("NEGGEN_PREPARED_PATH") or "dataset")  # before leaving the cwd
+    common = {"use_gpu": args.device == "cuda", "embedding_size": 64, "train_batch_size": 2048,
+              "prepared_path": prepared, "neggen_encoder": args.neggen_encoder}
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
