@@ -9,14 +9,15 @@ Equations (d = embedding size, ū / Ī the layer means of the backbone, ⟨·,·
 
     modality tokens   T(x) = [W_t x_t + b_t ; W_v x_v + b_v]                          [2, d]
     modal encoding    m(x) = mean_tokens( T + MHA(T, T, T) )    (attention: none → mean_tokens T)
-    causal effect     c_{i,k} = P(m(x⁺_i) − m(x⁻_{i,k})),  P(z) = W₂ ReLU(W₁ z + b₁) + b₂
+    causal effect     c_{i,k} = clip(P(m(x⁺_i) − m(x⁻_{i,k}))),  P(z) = W₂ ReLU(W₁ z + b₁) + b₂,
+                      clip(z) = z / max(1, ‖z‖)  (bounded: the content term cannot outgrow the ID term)
     item term         c̄_i = mean over i's variants of c_{i,k}   (0 for items without variants)
     item (layer l)    h_i^l = I_i^l + λ c̄_i
     generated (l)     g_{i,k}^l = I_i^l + λ (c̄_i − c_{i,k})
 so that s(u, g_{i,k}) = s(u, i) − λ⟨ū, c_{i,k}⟩: the collaborative part and the irrelevant attributes
 shared by an item and its generated negative cancel, and only the effect of the intervened key features
-separates them. With ``causal: False`` (ablation) the item term is λ P(m(x⁺_i)) and the generated negative
-is I_i + λ P(m(x⁻_{i,k})): no difference is formed.
+separates them. With ``causal: False`` (ablation) the item term is λ clip(P(m(x⁺_i))) and the generated
+negative is I_i + λ clip(P(m(x⁻_{i,k}))): no difference is formed.
 
 Per batch (u, i, real candidates j_1..j_M):
     generated choice  per row draw a variant type uniformly among the types the item has (balance), take
@@ -76,6 +77,11 @@ def ensure_bank(config: Any) -> Any:
     logger.info("NegGen: negative bank %s (built now if missing or incomplete, reused otherwise)", bank_dir)
     return bank_from_items_file(items_file, backend, bank_dir, encoder=encoder, k=k, seed=seed,
                                 progress=config["show_progress"] is not False)
+
+
+def clip_norm(z: Tensor) -> Tensor:
+    """``z / max(1, ‖z‖)`` over the last axis: vectors longer than 1 are scaled back to norm 1."""
+    return z / z.norm(dim=-1, keepdim=True).clamp(min=1.0)
 
 
 def _pca(features: np.ndarray, mask: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -164,11 +170,11 @@ class NegGen(NSRec):
         m_neg = m_neg.view(len(items), k, -1)  # [N, K, d]
         weight = mask.float()
         if self.causal:
-            effect = self.projector(m_pos.unsqueeze(1) - m_neg)  # c_{i,k} [N, K, d]
+            effect = clip_norm(self.projector(m_pos.unsqueeze(1) - m_neg))  # c_{i,k} [N, K, d]
             mean = (effect * weight.unsqueeze(-1)).sum(1) / weight.sum(1, keepdim=True).clamp(min=1)
             return self.lam * mean, self.lam * (mean.unsqueeze(1) - effect)
         has = mask.any(1, keepdim=True).float()
-        return self.lam * self.projector(m_pos) * has, self.lam * self.projector(m_neg)
+        return self.lam * clip_norm(self.projector(m_pos)) * has, self.lam * clip_norm(self.projector(m_neg))
 
     def _refresh_item_term(self) -> Tensor:
         with torch.no_grad():

@@ -17,7 +17,7 @@ class NegGenArgs(StrategyArgs):
     generated negative is served it instead of its hardest real candidate."""
 
     n_candidates: int = param(32, int, low=1)
-    gen_ratio: float = param(0.5, float, low=0.0, high=1.0)
+    gen_ratio: float = param(0.1, float, low=0.0, high=1.0)
 
 
 @STRATEGIES.register("neggen")

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from recbole_neggen.config import Config
+from recbole_neggen.model.neggen import clip_norm
 from recbole_neggen.quick_start import objective
 from recbole_neggen.utils import create_dataset, data_preparation, get_model
 
@@ -62,10 +63,10 @@ def test_generated_score_differs_only_by_the_causal_effect(prepared):
     items = torch.arange(1, model.n_items)
     with torch.no_grad():
         item_term, offsets = model._terms(items)
-        effect = model.projector(
+        effect = clip_norm(model.projector(
             model.encoder(model.pos_text[items], model.pos_visual[items]).unsqueeze(1)
             - model.encoder(model.neg_text[items].flatten(0, 1), model.neg_visual[items].flatten(0, 1)).view(
-                len(items), -1, model.backbone.embedding_size))
+                len(items), -1, model.backbone.embedding_size)))
         u = torch.randn(model.backbone.embedding_size)
         # s(u, g_k) - s(u, i) = <u, offset_k - item_term> = -λ <u, c_k>
         lhs = (offsets - item_term.unsqueeze(1)) @ u
