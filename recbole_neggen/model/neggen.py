@@ -229,8 +229,11 @@ class NegGen(NSRec):
         user = users_all[users]  # [B, L+1, d]
         pos_term, offsets = self._terms(pos_ids)  # [B, d], [B, K, d]
         pos = items_all[pos_ids] + pos_term.unsqueeze(1)  # h_i  [B, L+1, d]
-        with torch.set_grad_enabled(self.strategy.candidate_grad):  # h_j with the per-epoch term [B, M, L+1, d]
+        if self.strategy.candidate_grad:  # h_j with the per-epoch term [B, M, L+1, d]
             cand = items_all[cand_ids] + self._item_term[cand_ids].unsqueeze(2)
+        else:  # index strategies only read layer means: [B, M, 1, d], no gradient
+            with torch.no_grad():
+                cand = (items_all.mean(1)[cand_ids] + self._item_term[cand_ids]).unsqueeze(2)
         gen = items_all[pos_ids].unsqueeze(1) + offsets.unsqueeze(2)  # g_{i,k}  [B, K, L+1, d]
         mask, types = self.gen_mask[pos_ids], self.gen_type[pos_ids]
         u = user.mean(1)
@@ -253,10 +256,14 @@ class NegGen(NSRec):
     def _select(self, user: Tensor, pos: Tensor, cand: Tensor, cand_ids: Tensor, items_all: Tensor, gen: Tensor,
                 mask: Tensor, types: Tensor, u: Tensor) -> Selection:
         m = cand.shape[1]
+        if not self.strategy.candidate_grad:  # cand holds layer means: choose on means of user / pos too
+            user, pos = user.mean(1, keepdim=True), pos.mean(1, keepdim=True)
+        chosen = None
         if isinstance(self.strategy, NegGenStrategy) and self.use_generated:
             index, has = self._choose_generated(u, gen, mask, types)
             chosen = gen[torch.arange(len(index), device=index.device), index]  # [B, L+1, d]
-            selection = self.strategy.select(user, pos, cand, self.generator, gen=chosen, gen_mask=has)
+            selection = self.strategy.select(user, pos, cand, self.generator, gen=chosen.mean(1, keepdim=True),
+                                             gen_mask=has)
         else:
             selection = self.strategy.select(user, pos, cand, self.generator)
         if self._epoch_stats:
@@ -268,7 +275,7 @@ class NegGen(NSRec):
         is_real = (selection.index < m).view(-1, 1, 1)
         real_ids = cand_ids.gather(1, selection.index.clamp(max=m - 1).unsqueeze(1)).squeeze(1)  # [B]
         real = items_all[real_ids] + self._terms(real_ids)[0].unsqueeze(1)
-        return replace(selection, neg=torch.where(is_real, real, selection.neg))
+        return replace(selection, neg=real if chosen is None else torch.where(is_real, real, chosen))
 
     def _log_modalities(self, s_pos: Tensor, s_gen: Tensor, mask: Tensor, types: Tensor) -> None:
         if not self._epoch_stats:

@@ -73,10 +73,11 @@ class NSRec(GeneralRecommender):
         cand_ids = interaction[NEG_CAND]
         if self.strategy.candidate_grad:
             selection = self.select_negative(user, pos, items_all[cand_ids], cand_ids)
-        else:  # choose on detached candidates, then gather the chosen item with gradient
+        else:  # choose on detached layer means ([B, 1, d]: same scores), then gather the chosen item with gradient
             with torch.no_grad():
-                cand = items_all[cand_ids]
-            selection = self.select_negative(user, pos, cand, cand_ids)
+                pooled = items_all.mean(1)
+                selection = self.select_negative(user.mean(1, keepdim=True), pos.mean(1, keepdim=True),
+                                                 pooled[cand_ids].unsqueeze(2), cand_ids)
             selection = replace(selection, neg=items_all[selection.item_ids(cand_ids)])
         self.last_terms = LossTerms(user, pos, selection)
         u, p, n = user.mean(1), pos.mean(1), selection.neg.mean(1)

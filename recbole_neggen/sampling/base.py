@@ -79,8 +79,9 @@ class Strategy(nn.Module):
     """
 
     args_type: ClassVar[type[StrategyArgs]] = StrategyArgs
-    #: False when the negative is one chosen candidate row (``index [B]``): a model may then pass detached
-    #: candidates and re-gather the chosen item with gradient (same loss, no backward through all M).
+    #: False when the choice depends only on layer means and the negative is one chosen candidate row
+    #: (``index [B]``): a model may then pass detached layer means ``[B, 1, d]`` and re-gather the chosen
+    #: item with gradient (same loss, no gather or backward of all ``[B, M, L+1, d]``).
     candidate_grad: ClassVar[bool] = True
 
     def __init__(self, args: StrategyArgs, embedding_size: int) -> None:
