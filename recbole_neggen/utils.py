@@ -109,10 +109,7 @@ def data_preparation(config: Any, dataset: Any) -> tuple[Any, Any, Any]:
     """
     train_set, valid_set, test_set = dataset.build()
     train_sampler, valid_sampler, test_sampler = create_samplers(config, dataset, [train_set, valid_set, test_set])
-    from recbole_neggen.model import MODELS
-
-    model_class = MODELS.get(config["model"]) if config["model"] in MODELS else None
-    if model_class is not None and getattr(model_class, "uses_candidates", False):
+    if getattr(config.model_class, "uses_candidates", False):
         from recbole_neggen.data.dataloader import CandidateTrainLoader
 
         train = CandidateTrainLoader(config, train_set, train_sampler, shuffle=config["shuffle"])

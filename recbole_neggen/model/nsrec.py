@@ -57,10 +57,10 @@ class NSRec(GeneralRecommender):
 
     def on_epoch_start(self, epoch: int) -> None:
         self.backbone.on_epoch_start(epoch)
-        self._epoch_stats = {"batches": 0.0, "ahns_clamped": 0.0}
+        self._epoch_stats = {"ahns_clamped": 0.0}
 
     def epoch_log(self) -> dict[str, float]:
-        return {k: v for k, v in self._epoch_stats.items() if k != "batches"}
+        return dict(self._epoch_stats)
 
     def select_negative(self, user: Tensor, pos: Tensor, cand: Tensor, cand_ids: Tensor) -> Selection:
         """Hook for subclasses (NegGen adds generated negatives); default: the configured strategy."""
