@@ -10,12 +10,13 @@ from logging import getLogger
 from typing import Any
 
 from recbole.data import create_dataset as recbole_create_dataset
-from recbole.data.dataloader import FullSortEvalDataLoader, TrainDataLoader
+from recbole.data.dataloader import TrainDataLoader
 from recbole.data.utils import create_samplers
 from recbole.utils import ModelType
 from recbole.utils import get_model as recbole_get_model
 from recbole.utils import get_trainer as recbole_get_trainer
 
+from recbole_neggen.evaluation import FullSortLoader
 from recbole_neggen.registry import normalize
 
 _RECBOLE_MODEL_PACKAGES = ("general_recommender", "context_aware_recommender", "sequential_recommender",
@@ -104,7 +105,7 @@ def data_preparation(config: Any, dataset: Any) -> tuple[Any, Any, Any]:
     """Split ``dataset`` and build (train, valid, test) loaders.
 
     Train: our candidate loader when the model asks for candidates, else RecBole's ``TrainDataLoader``.
-    Valid / test: full-sort loaders. With ``eval_protocol: mmrec`` the test loader masks only the user's
+    Valid / test: full-sort loaders (RecBole's batches, vectorised collation). With ``eval_protocol: mmrec`` the test loader masks only the user's
     training items (MMRec), with ``recbole`` training + validation items (RecBole's default).
     """
     train_set, valid_set, test_set = dataset.build()
@@ -116,8 +117,8 @@ def data_preparation(config: Any, dataset: Any) -> tuple[Any, Any, Any]:
     else:
         train = TrainDataLoader(config, train_set, train_sampler, shuffle=config["shuffle"])
     test_mask_sampler = train_sampler if config.args.eval_protocol == "mmrec" else test_sampler
-    valid = FullSortEvalDataLoader(config, valid_set, valid_sampler, shuffle=False)
-    test = FullSortEvalDataLoader(config, test_set, test_mask_sampler, shuffle=False)
+    valid = FullSortLoader(config, valid_set, valid_sampler, shuffle=False)
+    test = FullSortLoader(config, test_set, test_mask_sampler, shuffle=False)
     getLogger().info(f"evaluation protocol: {config.args.eval_protocol} (test masks "
                      f"{'training items only' if config.args.eval_protocol == 'mmrec' else 'training + validation items'})")
     return train, valid, test

@@ -159,3 +159,20 @@ def test_batched_full_sort_equals_naive_loop_on_random_data(tmp_path, write_atom
         recall, ndcg = naive_metrics(model.table, train, positives, k)
         assert result[f"recall@{k}"] == pytest.approx(recall, abs=1e-6)
         assert result[f"ndcg@{k}"] == pytest.approx(ndcg, abs=1e-6)
+
+
+def test_trainer_adam_is_fused_and_steps_like_the_reference(tiny_root):
+    config = Config(model=FixedScores, dataset="tiny", config_dict={
+        "prepared_path": str(tiny_root / "prepared"), "run_root": str(tiny_root / "runs"),
+        "learning_rate": 0.01, "weight_decay": 0.001})
+    config["checkpoint_dir"] = str(tiny_root / "runs")
+    model = FixedScores(config, create_dataset(config))
+    trainer = Trainer(config, model)
+    assert isinstance(trainer.optimizer, torch.optim.Adam) and trainer.optimizer.defaults["fused"]
+    reference = torch.nn.Parameter(model.dummy.detach().clone())
+    plain = torch.optim.Adam([reference], lr=0.01, weight_decay=0.001)
+    for step in range(3):
+        for param, opt in ((model.dummy, trainer.optimizer), (reference, plain)):
+            param.grad = torch.full_like(param, 0.5 + step)
+            opt.step()
+    torch.testing.assert_close(model.dummy.detach(), reference.detach())

@@ -59,6 +59,26 @@ def bipartite_adjacency(users: Tensor, items: Tensor, n_users: int, n_items: int
     return coo.coalesce().to_sparse_csr()
 
 
+class _FixedSparseMatmul(torch.autograd.Function):
+    """``A @ X`` for a constant sparse ``A``; the backward pass multiplies by a precomputed ``A^T``
+    (``torch.sparse.mm``'s own backward re-transposes and re-sorts a CSR ``A`` on every call)."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Tensor, a_t: Tensor, x: Tensor) -> Tensor:
+        ctx.a_t = a_t
+        return torch.sparse.mm(a, x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[None, None, Tensor]:
+        return None, None, torch.sparse.mm(ctx.a_t, grad)
+
+
+def propagate(a: Tensor, x: Tensor, a_t: Tensor | None = None) -> Tensor:
+    """``A @ X`` with gradient into ``X`` only: sparse ``a [n, m]``, dense ``x [m, d]`` -> ``[n, d]``.
+    ``a_t`` is ``A^T`` as a sparse tensor; leave it ``None`` only when ``A`` is symmetric."""
+    return _FixedSparseMatmul.apply(a, a if a_t is None else a_t, x)
+
+
 def normalized_adjacency(dataset: Any) -> Tensor:
     """:func:`bipartite_adjacency` of a RecBole dataset's training interactions (duplicate pairs once)."""
     inter = dataset.inter_matrix(form="coo").tocsr().tocoo()  # sums duplicates into one entry
@@ -103,7 +123,7 @@ class LightGCN(Backbone):
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight], dim=0)  # [n_u + n_i, d]
         layers = [ego]
         for _ in range(self.n_layers):
-            ego = torch.sparse.mm(self.adjacency, ego)
+            ego = propagate(self.adjacency, ego)  # Â is symmetric
             layers.append(ego)
         stacked = torch.stack(layers, dim=1)  # [n_u + n_i, L+1, d]
         return stacked[: self.n_users], stacked[self.n_users:]

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from recbole_neggen.model.backbones import BACKBONES, Backbone, bipartite_adjacency, edge_norm
+from recbole_neggen.model.backbones import BACKBONES, Backbone, bipartite_adjacency, edge_norm, propagate
 from recbole_neggen.sampling.args import param
 
 logger = logging.getLogger(__name__)
@@ -243,8 +243,9 @@ class FREEDOM(Backbone):
             {m: FeatureProjection(f, self.embedding_size) for m, f in features.items()}
             if self.args.mm_aux_weight > 0 else {}
         )
-        self.register_buffer("item_graph", mixed_knn_graph(features, self.args.knn_k, self.args.mm_image_weight),
-                             persistent=False)
+        item_graph = mixed_knn_graph(features, self.args.knn_k, self.args.mm_image_weight)
+        self.register_buffer("item_graph", item_graph, persistent=False)
+        self.register_buffer("item_graph_t", item_graph.t().to_sparse_csr(), persistent=False)  # kNN: not symmetric
         inter = dataset.inter_matrix(form="csr").tocoo()  # csr -> coo merges duplicate pairs
         users = torch.from_numpy(inter.row.astype(np.int64))
         items = torch.from_numpy(inter.col.astype(np.int64))
@@ -276,11 +277,11 @@ class FREEDOM(Backbone):
         adjacency = self.train_adjacency if self.training else self.full_adjacency
         h = self.item_embedding.weight
         for _ in range(self.args.n_mm_layers):
-            h = torch.sparse.mm(self.item_graph, h)  # [n_items, d]
+            h = propagate(self.item_graph, h, self.item_graph_t)  # [n_items, d]
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight], dim=0)  # [n_u + n_i, d]
         layers = [ego]
         for _ in range(self.args.n_layers):
-            ego = torch.sparse.mm(adjacency, ego)
+            ego = propagate(adjacency, ego)  # symmetric
             layers.append(ego)
         stacked = torch.stack(layers, dim=1)  # [n_u + n_i, L+1, d]
         return stacked[: self.n_users], stacked[self.n_users:] + h.unsqueeze(1)

@@ -8,7 +8,7 @@ the catalogue (``neggen_feature_dim``), so the per-batch cost stays small.
 Equations (d = embedding size, ū / Ī the layer means of the backbone, ⟨·,·⟩ inner product):
 
     modality tokens   T(x) = [W_t x_t + b_t ; W_v x_v + b_v]                          [2, d]
-    modal encoding    m(x) = mean_tokens( T + MHA(T, T, T) )    (attention: none → mean_tokens T)
+    modal encoding    m(x) = mean_tokens T    (attention: mha → mean_tokens( T + MHA(T, T, T) ))
     causal effect     c_{i,k} = clip(P(m(x⁺_i) − m(x⁻_{i,k}))),  P(z) = W₂ ReLU(W₁ z + b₁) + b₂,
                       clip(z) = z / max(1, ‖z‖)  (bounded: the content term cannot outgrow the ID term)
     item term         c̄_i = mean over i's variants of c_{i,k}   (0 for items without variants)
@@ -16,14 +16,18 @@ Equations (d = embedding size, ū / Ī the layer means of the backbone, ⟨·,·
     generated (l)     g_{i,k}^l = I_i^l + λ (c̄_i − c_{i,k})
 so that s(u, g_{i,k}) = s(u, i) − λ⟨ū, c_{i,k}⟩: the collaborative part and the irrelevant attributes
 shared by an item and its generated negative cancel, and only the effect of the intervened key features
-separates them. With ``causal: False`` (ablation) the item term is λ clip(P(m(x⁺_i))) and the generated
+separates them. Without attention m is affine, so m(x⁺) − m(x⁻) = ½ (W_t Δ_t + W_v Δ_v) with Δ = x⁺ − x⁻
+is computed from the feature difference directly (one pass per variant instead of two). With ``causal: False`` (ablation) the item term is λ clip(P(m(x⁺_i))) and the generated
 negative is I_i + λ clip(P(m(x⁻_{i,k}))): no difference is formed.
 
 Per batch (u, i, real candidates j_1..j_M):
     generated choice  per row draw a variant type uniformly among the types the item has (balance), take
                       its hardest variant argmax_k ⟨ū, ḡ_{i,k}⟩ (balance off: hardest over all variants)
     negative n        the ``neggen`` strategy: the generated one with probability gen_ratio, else the
-                      hardest real candidate (other strategies: real candidates only)
+                      hardest real candidate (other strategies: real candidates only); a real
+                      negative j scores with h_j = I_j + sg(λ c̄_j), the item term refreshed once per
+                      epoch (sg: no gradient), like every real candidate; the causal module learns
+                      from the positive and its generated negatives
     L_BPR = mean softplus(⟨ū, n̄⟩ − ⟨ū, h̄_i⟩)
     L_NCE = −mean log( e^{s⁺/τ} / (e^{s⁺/τ} + e^{s_n/τ} + Σ_k w_k e^{s⁻_k/τ}) ),  s⁻_k = ⟨ū, ḡ_{i,k}⟩
             w_k = K_i / (T_i · count of k's type)  (each of the T_i present types gets equal total weight;
@@ -107,6 +111,15 @@ class ModalEncoder(nn.Module):
             tokens = tokens + self.attention(tokens, tokens, tokens, need_weights=False)[0]
         return tokens.mean(-2)
 
+    def difference(self, pos_text: Tensor, pos_visual: Tensor, neg_text: Tensor, neg_visual: Tensor) -> Tensor:
+        """``m(x⁺) − m(x⁻_k)``: positives ``[N, r]``, variants ``[N, K, r]`` -> ``[N, K, d]``."""
+        if self.attention is None:  # affine m: the biases cancel, one product on the difference
+            delta_t, delta_v = pos_text.unsqueeze(1) - neg_text, pos_visual.unsqueeze(1) - neg_visual
+            return (F.linear(delta_t, self.text.weight) + F.linear(delta_v, self.visual.weight)) / 2
+        n, k = neg_text.shape[:2]
+        m_neg = self(neg_text.flatten(0, 1), neg_visual.flatten(0, 1)).view(n, k, -1)
+        return self(pos_text, pos_visual).unsqueeze(1) - m_neg
+
 
 @MODELS.register("NegGen")
 class NegGen(NSRec):
@@ -162,19 +175,25 @@ class NegGen(NSRec):
     # ------------------------------------------------------------------ causal terms
     def _terms(self, items: Tensor) -> tuple[Tensor, Tensor]:
         """``items [N]`` -> item term ``[N, d]`` (λ already applied) and generated offsets ``[N, K, d]``
-        such that h = I + item term, g_k = I + offset_k (module docstring)."""
+        such that h = I + item term, g_k = I + offset_k (module docstring). Each distinct item is
+        encoded once (a batch repeats popular items)."""
+        unique, inverse = items.unique(return_inverse=True)
+        term, offsets = self._unique_terms(unique)
+        return term[inverse], offsets[inverse]
+
+    def _unique_terms(self, items: Tensor) -> tuple[Tensor, Tensor]:
         mask = self.gen_mask[items]  # [N, K]
-        k = mask.shape[1]
-        m_pos = self.encoder(self.pos_text[items], self.pos_visual[items])  # [N, d]
-        m_neg = self.encoder(self.neg_text[items].flatten(0, 1), self.neg_visual[items].flatten(0, 1))
-        m_neg = m_neg.view(len(items), k, -1)  # [N, K, d]
-        weight = mask.float()
+        pos_t, pos_v, neg_t, neg_v = (x[items] for x in (self.pos_text, self.pos_visual, self.neg_text, self.neg_visual))
         if self.causal:
-            effect = clip_norm(self.projector(m_pos.unsqueeze(1) - m_neg))  # c_{i,k} [N, K, d]
+            effect = clip_norm(self.projector(self.encoder.difference(pos_t, pos_v, neg_t, neg_v)))  # c_{i,k} [N, K, d]
+            weight = mask.float()
             mean = (effect * weight.unsqueeze(-1)).sum(1) / weight.sum(1, keepdim=True).clamp(min=1)
             return self.lam * mean, self.lam * (mean.unsqueeze(1) - effect)
+        n, k = mask.shape
+        m_neg = self.encoder(neg_t.flatten(0, 1), neg_v.flatten(0, 1)).view(n, k, -1)  # [N, K, d]
         has = mask.any(1, keepdim=True).float()
-        return self.lam * clip_norm(self.projector(m_pos)) * has, self.lam * clip_norm(self.projector(m_neg))
+        return (self.lam * clip_norm(self.projector(self.encoder(pos_t, pos_v))) * has,
+                self.lam * clip_norm(self.projector(m_neg)))
 
     def _refresh_item_term(self) -> Tensor:
         with torch.no_grad():
@@ -233,7 +252,7 @@ class NegGen(NSRec):
             cand = items_all[cand_ids] + self._item_term[cand_ids].unsqueeze(2)
         else:  # index strategies only read layer means: [B, M, 1, d], no gradient
             with torch.no_grad():
-                cand = (items_all.mean(1)[cand_ids] + self._item_term[cand_ids]).unsqueeze(2)
+                cand = (items_all.mean(1) + self._item_term)[cand_ids].unsqueeze(2)
         gen = items_all[pos_ids].unsqueeze(1) + offsets.unsqueeze(2)  # g_{i,k}  [B, K, L+1, d]
         mask, types = self.gen_mask[pos_ids], self.gen_type[pos_ids]
         u = user.mean(1)
@@ -271,10 +290,10 @@ class NegGen(NSRec):
             self._epoch_stats["served_generated"] += float((selection.index == m).sum())
         if self.strategy.candidate_grad:  # layer-wise mixtures (MixGCF, DENS) keep the per-epoch item term
             return selection
-        # a chosen real item, re-gathered with gradient and a fresh item term: h_j = I_j + λ c̄_j
+        # a chosen real item, re-gathered with gradient into I_j: h_j = I_j + sg(λ c̄_j) (per-epoch term)
         is_real = (selection.index < m).view(-1, 1, 1)
         real_ids = cand_ids.gather(1, selection.index.clamp(max=m - 1).unsqueeze(1)).squeeze(1)  # [B]
-        real = items_all[real_ids] + self._terms(real_ids)[0].unsqueeze(1)
+        real = items_all[real_ids] + self._item_term[real_ids].unsqueeze(1)
         return replace(selection, neg=real if chosen is None else torch.where(is_real, real, chosen))
 
     def _log_modalities(self, s_pos: Tensor, s_gen: Tensor, mask: Tensor, types: Tensor) -> None:
@@ -286,7 +305,7 @@ class NegGen(NSRec):
             sel = mask & (types == t)
             if not sel.any():
                 continue
-            self._epoch_stats[f"loss_{name}"] += float(pair_loss[sel].sum())
+            self._epoch_stats[f"loss_{name}"] += float(pair_loss[sel].detach().sum())
             self._epoch_stats[f"pairs_{name}"] += float(sel.sum())
             if getattr(self, "_grad_probe", False):
                 grads = torch.autograd.grad(pair_loss[sel].mean(), params, retain_graph=True, allow_unused=True)

@@ -42,8 +42,8 @@ class Selection:
 
 
 def pool_layers(x: Tensor) -> Tensor:
-    """Mean over the layer axis (second to last): ``[..., L+1, d]`` -> ``[..., d]``."""
-    return x.mean(dim=-2)
+    """Mean over the layer axis (second to last): ``[..., L+1, d]`` -> ``[..., d]`` (a view when L+1 = 1)."""
+    return x.squeeze(-2) if x.shape[-2] == 1 else x.mean(dim=-2)
 
 
 def take_rows(cand: Tensor, index: Tensor) -> Tensor:

@@ -29,8 +29,8 @@ AHNS_EPS = 1e-6
 
 
 def candidate_scores(user: Tensor, cand: Tensor) -> Tensor:
-    """``⟨ū, c̄_m⟩``: user ``[B, L+1, d]``, cand ``[B, M, L+1, d]`` -> ``[B, M]``."""
-    return (pool_layers(user).unsqueeze(1) * pool_layers(cand)).sum(-1)
+    """``⟨ū, c̄_m⟩``: user ``[B, L+1, d]``, cand ``[B, M, L+1, d]`` -> ``[B, M]`` (one batched product)."""
+    return torch.bmm(pool_layers(cand), pool_layers(user).unsqueeze(-1)).squeeze(-1)
 
 
 # --------------------------------------------------------------------------------------------- RNS / PNS

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from recbole_neggen.model import multimodal
-from recbole_neggen.model.backbones import normalized_adjacency
+from recbole_neggen.model.backbones import normalized_adjacency, propagate
 from recbole_neggen.model.multimodal import (
     FREEDOMArgs,
     item_features,
@@ -162,6 +162,20 @@ def test_normalized_adjacency_equals_dense_reference(build: Callable[..., Built]
     torch.testing.assert_close(normalized_adjacency(dataset).to_dense(), reference)
 
 
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_propagate_matches_dense_product_and_gradient(symmetric: bool) -> None:
+    gen = torch.Generator().manual_seed(0)
+    dense = torch.rand(7, 7, generator=gen, dtype=torch.float64) * (torch.rand(7, 7, generator=gen) < 0.4)
+    dense = dense + dense.T if symmetric else dense
+    x = torch.randn(7, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(7, 3, generator=gen, dtype=torch.float64)
+    a = dense.to_sparse_csr()
+    out = propagate(a, x) if symmetric else propagate(a, x, dense.T.to_sparse_csr())
+    (grad,) = torch.autograd.grad((out * weight).sum(), x)
+    torch.testing.assert_close(out, dense @ x)
+    torch.testing.assert_close(grad, dense.T @ weight)
+
+
 def test_freedom_layers_follow_the_documented_equations(build: Callable[..., Built]) -> None:
     built = build("freedom")
     backbone = built.model.backbone
@@ -170,7 +184,8 @@ def test_freedom_layers_follow_the_documented_equations(build: Callable[..., Bui
     feats = dataset.item_features
     graph = 0.1 * brute_knn(feats["image"], 3) + 0.9 * brute_knn(feats["text"], 3)
     adjacency = normalized_adjacency(dataset).to_dense().double()
-    e_u, e_i = backbone.user_embedding.weight.double(), backbone.item_embedding.weight.double()
+    e_u = backbone.user_embedding.weight.detach().double().requires_grad_()
+    e_i = backbone.item_embedding.weight.detach().double().requires_grad_()
     h = graph @ e_i
     ego = torch.cat([e_u, e_i])
     layers = [ego]
@@ -181,6 +196,13 @@ def test_freedom_layers_follow_the_documented_equations(build: Callable[..., Bui
     users, items = backbone.layer_embeddings()
     torch.testing.assert_close(users.double(), stacked[: dataset.user_num], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(items.double(), stacked[dataset.user_num:] + h[:, None], rtol=1e-5, atol=1e-6)
+    weight = torch.randn(items.shape, generator=torch.Generator().manual_seed(0))  # gradients: the graphs' transposes
+    grads = torch.autograd.grad((items * weight).sum() + users.sum(), [backbone.user_embedding.weight,
+                                                                      backbone.item_embedding.weight])
+    reference = torch.autograd.grad(((stacked[dataset.user_num:] + h[:, None]) * weight.double()).sum()
+                                    + stacked[: dataset.user_num].sum(), [e_u, e_i])
+    for got, want in zip(grads, reference):
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
 
 
 def kept_edges(adjacency: torch.Tensor, n_users: int) -> set[tuple[int, int]]:

@@ -44,7 +44,7 @@ def test_first_run_builds_bank_later_runs_reuse_it(prepared, tmp_path, caplog):
 
 @pytest.mark.parametrize("ablation", [
     {"neggen_causal": False}, {"neggen_balance": False}, {"neggen_modalities": ["text"]},
-    {"neggen_modalities": ["visual"]}, {"neggen_generated": False}, {"neggen_attention": "none"},
+    {"neggen_modalities": ["visual"]}, {"neggen_generated": False}, {"neggen_attention": "mha"},
     {"neg_strategy": "dns", "neg_params": {"n_candidates": 8}}, {"backbone": "mf"},
 ])
 def test_ablations_train(prepared, tmp_path, ablation):
@@ -54,13 +54,17 @@ def test_ablations_train(prepared, tmp_path, ablation):
     assert share == 0.0 if ablation.get("neggen_generated") is False or "neg_strategy" in ablation else share > 0
 
 
-def test_generated_score_differs_only_by_the_causal_effect(prepared):
-    config = Config("NegGen", "synthetic", config_dict={**FAST, "prepared_path": str(prepared)})
+@pytest.mark.parametrize("attention", ["none", "mha"])
+def test_generated_score_differs_only_by_the_causal_effect(prepared, attention):
+    config = Config("NegGen", "synthetic", config_dict={**FAST, "prepared_path": str(prepared),
+                                                        "neggen_attention": attention})
     config["checkpoint_dir"] = str(prepared / "runs")
     dataset = create_dataset(config)
     train, _, _ = data_preparation(config, dataset)
     model = get_model("NegGen")(config, train._dataset)
-    items = torch.arange(1, model.n_items)
+    items = torch.arange(1, model.n_items).repeat(2)[torch.randperm(2 * (model.n_items - 1))]  # repeats, any order
+    for p in model.encoder.parameters():  # non-zero biases: the difference path must cancel them
+        torch.nn.init.normal_(p)
     with torch.no_grad():
         item_term, offsets = model._terms(items)
         effect = clip_norm(model.projector(
