@@ -42,7 +42,8 @@ class Trainer(RecBoleTrainer):
         optimizer = super()._build_optimizer(**kwargs)
         if type(optimizer) in (torch.optim.Adam, torch.optim.AdamW) and all(
                 p.is_floating_point() for group in optimizer.param_groups for p in group["params"]):
-            return type(optimizer)(optimizer.param_groups, fused=True)
+            groups = [{**group, "fused": True, "foreach": None} for group in optimizer.param_groups]
+            return type(optimizer)(groups)
         return optimizer
 
     def _train_epoch(self, train_data: Any, epoch_idx: int, loss_func: Any = None, show_progress: bool = False) -> Any:

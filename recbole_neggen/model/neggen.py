@@ -9,7 +9,9 @@ Equations (d = embedding size, ū / Ī the layer means of the backbone, ⟨·,·
 
     modality tokens   T(x) = [W_t x_t + b_t ; W_v x_v + b_v]                          [2, d]
     modal encoding    m(x) = mean_tokens T    (attention: mha → mean_tokens( T + MHA(T, T, T) ))
-    causal effect     c_{i,k} = clip(P(m(x⁺_i) − m(x⁻_{i,k}))),  P(z) = W₂ ReLU(W₁ z + b₁) + b₂,
+    causal effect     c_{i,k} = clip(P(m(x⁺_i) − m(x⁻_{i,k}))),  P(z) = W₂ ReLU(z + b₁) + b₂ (the
+                      encoder's linear maps act as P's first layer: a separate W₁ would only
+                      multiply them by another linear map),
                       clip(z) = z / max(1, ‖z‖)  (bounded: the content term cannot outgrow the ID term)
     item term         c̄_i = mean over i's variants of c_{i,k}   (0 for items without variants)
     item (layer l)    h_i^l = I_i^l + λ c̄_i
@@ -17,7 +19,9 @@ Equations (d = embedding size, ū / Ī the layer means of the backbone, ⟨·,·
 so that s(u, g_{i,k}) = s(u, i) − λ⟨ū, c_{i,k}⟩: the collaborative part and the irrelevant attributes
 shared by an item and its generated negative cancel, and only the effect of the intervened key features
 separates them. Without attention m is affine, so m(x⁺) − m(x⁻) = ½ (W_t Δ_t + W_v Δ_v) with Δ = x⁺ − x⁻
-is computed from the feature difference directly (one pass per variant instead of two). With ``causal: False`` (ablation) the item term is λ clip(P(m(x⁺_i))) and the generated
+is computed from the feature difference directly (one pass per variant instead of two), and since
+ḡ_{i,k} = Ī_i + λ(c̄_i − c_{i,k}), choices and L_NCE use layer means [B, K, d]; only the chosen generated
+negative is built layer by layer. With ``causal: False`` (ablation) the item term is λ clip(P(m(x⁺_i))) and the generated
 negative is I_i + λ clip(P(m(x⁻_{i,k}))): no difference is formed.
 
 Per batch (u, i, real candidates j_1..j_M):
@@ -53,6 +57,7 @@ from recbole_neggen.generation.templates import TAGS
 from recbole_neggen.model import MODELS
 from recbole_neggen.model.nsrec import LossTerms, NSRec
 from recbole_neggen.sampling import Selection
+from recbole_neggen.sampling.base import index_rows
 from recbole_neggen.sampling.neggen import NegGen as NegGenStrategy
 
 logger = logging.getLogger(__name__)
@@ -94,6 +99,18 @@ def _pca(features: np.ndarray, mask: np.ndarray, dim: int) -> tuple[np.ndarray, 
     mean = rows.mean(0)
     _, _, v = torch.linalg.svd(rows - mean, full_matrices=False)
     return mean.float().numpy(), v[: min(dim, v.shape[0])].T.float().numpy()
+
+
+class Projector(nn.Module):
+    """``P(z) = W₂ ReLU(z + b₁) + b₂``: ``[..., d]`` -> ``[..., d]``."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(d))
+        self.out = nn.Linear(d, d)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.out(F.relu(z + self.bias))
 
 
 class ModalEncoder(nn.Module):
@@ -142,7 +159,7 @@ class NegGen(NSRec):
         self._load_bank(ensure_bank(config), dataset, int(config["neggen_feature_dim"]), use)
         self.encoder = ModalEncoder(self.pos_text.shape[1], d, config["neggen_attention"] != "none",
                                     int(config["neggen_heads"]))
-        self.projector = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
+        self.projector = Projector(d)
         self._item_term: Tensor | None = None  # c̄ (or P(m⁺)) for every item, no grad, refreshed per epoch
 
     # ------------------------------------------------------------------ bank
@@ -179,7 +196,7 @@ class NegGen(NSRec):
         encoded once (a batch repeats popular items)."""
         unique, inverse = items.unique(return_inverse=True)
         term, offsets = self._unique_terms(unique)
-        return term[inverse], offsets[inverse]
+        return index_rows(term, inverse), index_rows(offsets, inverse)
 
     def _unique_terms(self, items: Tensor) -> tuple[Tensor, Tensor]:
         mask = self.gen_mask[items]  # [N, K]
@@ -220,10 +237,11 @@ class NegGen(NSRec):
         return out
 
     # ------------------------------------------------------------------ training
-    def _choose_generated(self, u: Tensor, gen: Tensor, mask: Tensor, types: Tensor) -> tuple[Tensor, Tensor]:
-        """Per row one variant index ``[B]`` (balanced type draw, then hardest) and whether it exists ``[B]``."""
+    def _choose_generated(self, s_gen: Tensor, mask: Tensor, types: Tensor) -> tuple[Tensor, Tensor]:
+        """Per row one variant index ``[B]`` (balanced type draw, then hardest by ``s_gen [B, K]``) and
+        whether the row has any variant ``[B]``."""
         with torch.no_grad():
-            scores = (u.unsqueeze(1) * gen.mean(2)).sum(-1).masked_fill(~mask, float("-inf"))  # [B, K]
+            scores = s_gen.masked_fill(~mask, float("-inf"))  # [B, K]
             if self.balance:
                 present = torch.stack([(mask & (types == t)).any(1) for t in range(len(TAGS))], 1)  # [B, 3]
                 weights = present.float() + (~present.any(1, keepdim=True)).float()  # rows without: any
@@ -245,18 +263,24 @@ class NegGen(NSRec):
         users, pos_ids, cand_ids = interaction[self.USER_ID], interaction[self.ITEM_ID], interaction[NEG_CAND]
         if self._item_term is None:
             self._refresh_item_term()
-        user = users_all[users]  # [B, L+1, d]
+        user = index_rows(users_all, users)  # [B, L+1, d]
         pos_term, offsets = self._terms(pos_ids)  # [B, d], [B, K, d]
-        pos = items_all[pos_ids] + pos_term.unsqueeze(1)  # h_i  [B, L+1, d]
+        item = index_rows(items_all, pos_ids)  # I_i  [B, L+1, d]
+        pos = item + pos_term.unsqueeze(1)  # h_i
         if self.strategy.candidate_grad:  # h_j with the per-epoch term [B, M, L+1, d]
-            cand = items_all[cand_ids] + self._item_term[cand_ids].unsqueeze(2)
+            cand = index_rows(items_all + self._item_term.unsqueeze(1), cand_ids)
         else:  # index strategies only read layer means: [B, M, 1, d], no gradient
             with torch.no_grad():
-                cand = (items_all.mean(1) + self._item_term)[cand_ids].unsqueeze(2)
-        gen = items_all[pos_ids].unsqueeze(1) + offsets.unsqueeze(2)  # g_{i,k}  [B, K, L+1, d]
+                cand = index_rows(items_all.mean(1) + self._item_term, cand_ids).unsqueeze(2)
         mask, types = self.gen_mask[pos_ids], self.gen_type[pos_ids]
         u = user.mean(1)
-        selection = self._select(user, pos, cand, cand_ids, items_all, gen, mask, types, u)
+        s_gen = torch.bmm(item.mean(1).unsqueeze(1) + offsets, u.unsqueeze(-1)).squeeze(-1)  # ⟨ū, ḡ_{i,k}⟩ [B, K]
+        generated = None
+        if isinstance(self.strategy, NegGenStrategy) and self.use_generated:
+            index, has = self._choose_generated(s_gen, mask, types)
+            chosen = item + offsets[torch.arange(len(index), device=index.device), index].unsqueeze(1)  # [B, L+1, d]
+            generated = (chosen, has)
+        selection = self._select(user, pos, cand, cand_ids, items_all, generated)
         neg = selection.neg
         self.last_terms = LossTerms(user, pos, selection)
         s_pos, s_neg = (u * pos.mean(1)).sum(-1), (u * neg.mean(1)).sum(-1)
@@ -264,7 +288,6 @@ class NegGen(NSRec):
         reg = (user[:, 0].pow(2).sum() + pos[:, 0].pow(2).sum() + neg[:, 0].pow(2).sum()) / (2 * len(u))
         loss = loss + self.reg_weight * reg
         if self.use_generated and self.alpha > 0:
-            s_gen = (u.unsqueeze(1) * gen.mean(2)).sum(-1)  # [B, K]
             weights = self._balance_weights(mask, types)
             logits = torch.cat([s_pos[:, None], s_neg[:, None], s_gen + weights.clamp(min=1e-30).log()], 1) / self.tau
             logits[:, 2:] = logits[:, 2:].masked_fill(~mask, float("-inf"))
@@ -272,28 +295,29 @@ class NegGen(NSRec):
             self._log_modalities(s_pos, s_gen, mask, types)
         return loss
 
-    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, cand_ids: Tensor, items_all: Tensor, gen: Tensor,
-                mask: Tensor, types: Tensor, u: Tensor) -> Selection:
+    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, cand_ids: Tensor, items_all: Tensor,
+                generated: tuple[Tensor, Tensor] | None) -> Selection:
+        """The strategy's choice among real candidates and, for ``neggen``, the row's ``generated``
+        negative (``[B, L+1, d]`` and whether it exists ``[B]``); the real choice is re-gathered with gradient."""
         m = cand.shape[1]
         if not self.strategy.candidate_grad:  # cand holds layer means: choose on means of user / pos too
             user, pos = user.mean(1, keepdim=True), pos.mean(1, keepdim=True)
         chosen = None
-        if isinstance(self.strategy, NegGenStrategy) and self.use_generated:
-            index, has = self._choose_generated(u, gen, mask, types)
-            chosen = gen[torch.arange(len(index), device=index.device), index]  # [B, L+1, d]
+        if generated is not None:
+            chosen, has = generated
             selection = self.strategy.select(user, pos, cand, self.generator, gen=chosen.mean(1, keepdim=True),
                                              gen_mask=has)
         else:
             selection = self.strategy.select(user, pos, cand, self.generator)
         if self._epoch_stats:
-            self._epoch_stats["rows"] += float(len(u))
+            self._epoch_stats["rows"] += float(len(user))
             self._epoch_stats["served_generated"] += float((selection.index == m).sum())
         if self.strategy.candidate_grad:  # layer-wise mixtures (MixGCF, DENS) keep the per-epoch item term
             return selection
         # a chosen real item, re-gathered with gradient into I_j: h_j = I_j + sg(λ c̄_j) (per-epoch term)
         is_real = (selection.index < m).view(-1, 1, 1)
         real_ids = cand_ids.gather(1, selection.index.clamp(max=m - 1).unsqueeze(1)).squeeze(1)  # [B]
-        real = items_all[real_ids] + self._item_term[real_ids].unsqueeze(1)
+        real = index_rows(items_all, real_ids) + self._item_term[real_ids].unsqueeze(1)
         return replace(selection, neg=real if chosen is None else torch.where(is_real, real, chosen))
 
     def _log_modalities(self, s_pos: Tensor, s_gen: Tensor, mask: Tensor, types: Tensor) -> None:

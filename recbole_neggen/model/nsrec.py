@@ -14,6 +14,7 @@ from recbole_neggen.data.dataloader import NEG_CAND
 from recbole_neggen.model import MODELS
 from recbole_neggen.model.backbones import BACKBONES, Backbone
 from recbole_neggen.sampling import Selection
+from recbole_neggen.sampling.base import index_rows
 
 
 @dataclass(frozen=True)
@@ -69,17 +70,17 @@ class NSRec(GeneralRecommender):
 
     def calculate_loss(self, interaction: Any) -> Tensor:
         users_all, items_all = self.backbone.layer_embeddings()
-        user = users_all[interaction[self.USER_ID]]
-        pos = items_all[interaction[self.ITEM_ID]]
+        user = index_rows(users_all, interaction[self.USER_ID])
+        pos = index_rows(items_all, interaction[self.ITEM_ID])
         cand_ids = interaction[NEG_CAND]
         if self.strategy.candidate_grad:
-            selection = self.select_negative(user, pos, items_all[cand_ids], cand_ids)
+            selection = self.select_negative(user, pos, index_rows(items_all, cand_ids), cand_ids)
         else:  # choose on detached layer means ([B, 1, d]: same scores), then gather the chosen item with gradient
             with torch.no_grad():
                 pooled = items_all.mean(1)
                 selection = self.select_negative(user.mean(1, keepdim=True), pos.mean(1, keepdim=True),
-                                                 pooled[cand_ids].unsqueeze(2), cand_ids)
-            selection = replace(selection, neg=items_all[selection.item_ids(cand_ids)])
+                                                 index_rows(pooled, cand_ids).unsqueeze(2), cand_ids)
+            selection = replace(selection, neg=index_rows(items_all, selection.item_ids(cand_ids)))
         self.last_terms = LossTerms(user, pos, selection)
         u, p, n = user.mean(1), pos.mean(1), selection.neg.mean(1)
         loss = F.softplus((u * n).sum(-1) - (u * p).sum(-1)).mean()

@@ -46,6 +46,13 @@ def pool_layers(x: Tensor) -> Tensor:
     return x.squeeze(-2) if x.shape[-2] == 1 else x.mean(dim=-2)
 
 
+def index_rows(table: Tensor, ids: Tensor) -> Tensor:
+    """``table[ids]`` for a row table ``[n, ...]`` and integer ``ids`` of any shape -> ``[*ids.shape, ...]``.
+    Uses ``index_select``, whose backward (``index_add_``) is about twice as fast on CPU as the
+    accumulating ``index_put_`` behind advanced indexing."""
+    return table.index_select(0, ids.reshape(-1)).view(*ids.shape, *table.shape[1:])
+
+
 def take_rows(cand: Tensor, index: Tensor) -> Tensor:
     """``cand [B, M, L+1, d]``, ``index [B]`` -> ``cand[b, index[b]]`` as ``[B, L+1, d]`` (keeps grad)."""
     return cand[torch.arange(cand.shape[0], device=cand.device), index]
