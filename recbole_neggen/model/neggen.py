@@ -312,6 +312,7 @@ class NegGen(NSRec):
         if self._epoch_stats:
             self._epoch_stats["rows"] += float(len(user))
             self._epoch_stats["served_generated"] += float((selection.index == m).sum())
+            self._epoch_stats["ahns_clamped"] += float(selection.clamped)
         if self.strategy.candidate_grad:  # layer-wise mixtures (MixGCF, DENS) keep the per-epoch item term
             return selection
         # a chosen real item, re-gathered with gradient into I_j: h_j = I_j + sg(λ c̄_j) (per-epoch term)

@@ -17,14 +17,18 @@ A = TypeVar("A", bound="StrategyArgs")
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """Type and closed range ``[low, high]`` (``None`` = unbounded) of one hyperparameter."""
+    """Type and closed range ``[low, high]`` (``None`` = unbounded) of one hyperparameter, or for ``str``
+    the allowed ``choices``."""
 
-    kind: type  # int or float
+    kind: type  # int, float or str
     low: float | None = None
     high: float | None = None
+    choices: tuple[str, ...] = ()
 
     def describe(self) -> str:
         name = self.kind.__name__
+        if self.kind is str:
+            return f"one of {list(self.choices)}"
         if self.low is not None and self.high is not None:
             return f"{name} in [{self.low}, {self.high}]"
         if self.low is not None:
@@ -33,8 +37,12 @@ class ParamSpec:
             return f"{name} <= {self.high}"
         return f"finite {name}" if self.kind is float else name
 
-    def coerce(self, key: str, value: Any) -> int | float:
+    def coerce(self, key: str, value: Any) -> int | float | str:
         """Return ``value`` as ``kind`` or raise ``ValueError`` naming ``key`` and the allowed range."""
+        if self.kind is str:
+            if value not in self.choices:
+                raise ValueError(f"{key} must be {self.describe()}, got {value!r}")
+            return str(value)
         if isinstance(value, bool) or not isinstance(value, Integral if self.kind is int else Real):
             raise ValueError(f"{key} must be {self.describe()}, got {type(value).__name__} {value!r}")
         out = self.kind(value)
@@ -45,9 +53,10 @@ class ParamSpec:
         return out
 
 
-def param(default: int | float, kind: type, low: float | None = None, high: float | None = None) -> Any:
-    """Declare a dataclass field with a default and a validated type/range."""
-    return dataclasses.field(default=default, metadata={"spec": ParamSpec(kind, low, high)})
+def param(default: int | float | str, kind: type, low: float | None = None, high: float | None = None,
+          choices: tuple[str, ...] = ()) -> Any:
+    """Declare a dataclass field with a default and a validated type/range (``str``: one of ``choices``)."""
+    return dataclasses.field(default=default, metadata={"spec": ParamSpec(kind, low, high, choices)})
 
 
 @dataclass(frozen=True)

@@ -186,17 +186,21 @@ class AHNS(Strategy):
     args: AHNSArgs
 
     def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
-        a = self.args
-        with torch.no_grad():
-            # Scores in the input precision; the target and distances in float64 so that a large target
-            # (small base) still separates candidates whose scores differ.
-            s_pos = (pool_layers(user) * pool_layers(pos)).sum(-1, keepdim=True).double()  # [B, 1]
-            scores = candidate_scores(user, cand).double()  # [B, M]
-            base = s_pos + a.alpha
-            low = ~(base >= AHNS_EPS)  # also catches NaN
-            target = a.beta * torch.where(low, torch.full_like(base, AHNS_EPS), base).pow(a.p + 1)
-            index = (scores - target).abs().argmin(dim=1)
-        return Selection(neg=take_rows(cand, index), index=index, clamped=int(low.sum()))
+        index, clamped = ahns_index(user, pos, cand, self.args)
+        return Selection(neg=take_rows(cand, index), index=index, clamped=clamped)
+
+
+def ahns_index(user: Tensor, pos: Tensor, cand: Tensor, args: AHNSArgs) -> tuple[Tensor, int]:
+    """AHNS's choice (see :class:`AHNS`): index ``[B]`` and the number of clamped rows; no gradient."""
+    with torch.no_grad():
+        # Scores in the input precision; the target and distances in float64 so that a large target
+        # (small base) still separates candidates whose scores differ.
+        s_pos = (pool_layers(user) * pool_layers(pos)).sum(-1, keepdim=True).double()  # [B, 1]
+        scores = candidate_scores(user, cand).double()  # [B, M]
+        base = s_pos + args.alpha
+        low = ~(base >= AHNS_EPS)  # also catches NaN
+        target = args.beta * torch.where(low, torch.full_like(base, AHNS_EPS), base).pow(args.p + 1)
+        return (scores - target).abs().argmin(dim=1), int(low.sum())
 
 
 # --------------------------------------------------------------------------------------------- DENS

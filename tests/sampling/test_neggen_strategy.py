@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import test_strategies
 from test_strategies import D, L1, StrategyContract, dot, exact, first_argmax, make_inputs, mean_layers
 from torch import Tensor
 
@@ -44,3 +45,28 @@ def test_generated_shape_checked() -> None:
     user, pos, cand = make_inputs(22, 3, 4, "normal")
     with pytest.raises(ValueError, match="gen must be"):
         strategy.select(user, pos, cand, gen=user[:2], gen_mask=torch.ones(2, dtype=torch.bool))
+
+
+class TestNegGenStrategyAHNSReal(test_strategies.TestAHNS):
+    """With ``real: ahns`` and no generated negatives, ``neggen`` chooses exactly as AHNS (same contract)."""
+
+    name = "neggen"
+    params = {"n_candidates": 8, "real": "ahns"}
+
+
+def test_generated_choice_with_ahns_real_candidates() -> None:
+    strategy = build_strategy("neggen", {"n_candidates": 6, "gen_ratio": 0.5, "real": "ahns"}, D)
+    ahns = build_strategy("ahns", {"n_candidates": 6}, D)
+    user, pos, cand = make_inputs(23, 30, 6, "normal")
+    gen = torch.randn(30, L1, D, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    has = torch.ones(30, dtype=torch.bool)
+    sel = strategy.select(user, pos, cand, torch.Generator().manual_seed(3), gen=gen, gen_mask=has)
+    real = ahns.select(user, pos, cand).index
+    served = sel.index == 6
+    assert 0 < int(served.sum()) < 30
+    assert torch.equal(sel.index[~served], real[~served])
+
+
+def test_unknown_real_rule_lists_choices() -> None:
+    with pytest.raises(ValueError, match=r"real must be one of \['dns', 'ahns'\], got 'mixgcf'"):
+        build_strategy("neggen", {"real": "mixgcf"}, D)
