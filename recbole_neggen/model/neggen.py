@@ -57,7 +57,7 @@ from recbole_neggen.generation.templates import TAGS
 from recbole_neggen.model import MODELS
 from recbole_neggen.model.nsrec import LossTerms, NSRec
 from recbole_neggen.sampling import Selection
-from recbole_neggen.sampling.base import index_rows
+from recbole_neggen.sampling.base import chosen_rows, index_rows
 from recbole_neggen.sampling.neggen import NegGen as NegGenStrategy
 
 logger = logging.getLogger(__name__)
@@ -267,11 +267,13 @@ class NegGen(NSRec):
         pos_term, offsets = self._terms(pos_ids)  # [B, d], [B, K, d]
         item = index_rows(items_all, pos_ids)  # I_i  [B, L+1, d]
         pos = item + pos_term.unsqueeze(1)  # h_i
-        if self.strategy.candidate_grad:  # h_j with the per-epoch term [B, M, L+1, d]
-            cand = index_rows(items_all + self._item_term.unsqueeze(1), cand_ids)
-        else:  # index strategies only read layer means: [B, M, 1, d], no gradient
+        table = items_all + self._item_term.unsqueeze(1)  # h_j = I_j + sg(λ c̄_j) per layer [n_items, L+1, d]
+        choice = self.strategy.choice_input
+        if choice == "grad":
+            cand = index_rows(table, cand_ids)  # [B, M, L+1, d]
+        else:  # detached: layer means [B, M, 1, d] or every layer
             with torch.no_grad():
-                cand = index_rows(items_all.mean(1) + self._item_term, cand_ids).unsqueeze(2)
+                cand = index_rows(table.mean(1), cand_ids).unsqueeze(2) if choice == "means" else index_rows(table, cand_ids)
         mask, types = self.gen_mask[pos_ids], self.gen_type[pos_ids]
         u = user.mean(1)
         s_gen = torch.bmm(item.mean(1).unsqueeze(1) + offsets, u.unsqueeze(-1)).squeeze(-1)  # ⟨ū, ḡ_{i,k}⟩ [B, K]
@@ -280,7 +282,7 @@ class NegGen(NSRec):
             index, has = self._choose_generated(s_gen, mask, types)
             chosen = item + offsets[torch.arange(len(index), device=index.device), index].unsqueeze(1)  # [B, L+1, d]
             generated = (chosen, has)
-        selection = self._select(user, pos, cand, cand_ids, items_all, generated)
+        selection = self._select(user, pos, cand, cand_ids, table, generated)
         neg = selection.neg
         self.last_terms = LossTerms(user, pos, selection)
         s_pos, s_neg = (u * pos.mean(1)).sum(-1), (u * neg.mean(1)).sum(-1)
@@ -295,31 +297,33 @@ class NegGen(NSRec):
             self._log_modalities(s_pos, s_gen, mask, types)
         return loss
 
-    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, cand_ids: Tensor, items_all: Tensor,
+    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, cand_ids: Tensor, table: Tensor,
                 generated: tuple[Tensor, Tensor] | None) -> Selection:
         """The strategy's choice among real candidates and, for ``neggen``, the row's ``generated``
-        negative (``[B, L+1, d]`` and whether it exists ``[B]``); the real choice is re-gathered with gradient."""
+        negative (``[B, L+1, d]`` and whether it exists ``[B]``). Unless the strategy needs candidates
+        with gradient, the real choice is rebuilt from its rows of ``table`` (h per layer) with gradient."""
         m = cand.shape[1]
-        if not self.strategy.candidate_grad:  # cand holds layer means: choose on means of user / pos too
-            user, pos = user.mean(1, keepdim=True), pos.mean(1, keepdim=True)
+        choice = self.strategy.choice_input
+        means = (user.mean(1, keepdim=True), pos.mean(1, keepdim=True)) if choice == "means" else (user, pos)
         chosen = None
-        if generated is not None:
-            chosen, has = generated
-            selection = self.strategy.select(user, pos, cand, self.generator, gen=chosen.mean(1, keepdim=True),
-                                             gen_mask=has)
-        else:
-            selection = self.strategy.select(user, pos, cand, self.generator)
+        with torch.set_grad_enabled(choice == "grad" and torch.is_grad_enabled()):
+            if generated is not None:
+                chosen, has = generated
+                selection = self.strategy.select(*means, cand, self.generator, gen=chosen.mean(1, keepdim=True),
+                                                 gen_mask=has)
+            else:
+                selection = self.strategy.select(*means, cand, self.generator)
         if self._epoch_stats:
             self._epoch_stats["rows"] += float(len(user))
             self._epoch_stats["served_generated"] += float((selection.index == m).sum())
             self._epoch_stats["ahns_clamped"] += float(selection.clamped)
-        if self.strategy.candidate_grad:  # layer-wise mixtures (MixGCF, DENS) keep the per-epoch item term
+        if choice == "grad":
             return selection
-        # a chosen real item, re-gathered with gradient into I_j: h_j = I_j + sg(λ c̄_j) (per-epoch term)
-        is_real = (selection.index < m).view(-1, 1, 1)
-        real_ids = cand_ids.gather(1, selection.index.clamp(max=m - 1).unsqueeze(1)).squeeze(1)  # [B]
-        real = index_rows(items_all, real_ids) + self._item_term[real_ids].unsqueeze(1)
-        return replace(selection, neg=real if chosen is None else torch.where(is_real, real, chosen))
+        real_ids = replace(selection, index=selection.index.clamp(max=m - 1)).item_ids(cand_ids)  # index m: generated
+        real = self.strategy.negative(selection, pos, chosen_rows(table, real_ids))
+        if chosen is None:
+            return replace(selection, neg=real)
+        return replace(selection, neg=torch.where((selection.index < m).view(-1, 1, 1), real, chosen))
 
     def _log_modalities(self, s_pos: Tensor, s_gen: Tensor, mask: Tensor, types: Tensor) -> None:
         if not self._epoch_stats:

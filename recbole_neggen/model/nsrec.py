@@ -14,7 +14,7 @@ from recbole_neggen.data.dataloader import NEG_CAND
 from recbole_neggen.model import MODELS
 from recbole_neggen.model.backbones import BACKBONES, Backbone
 from recbole_neggen.sampling import Selection
-from recbole_neggen.sampling.base import index_rows
+from recbole_neggen.sampling.base import chosen_rows, index_rows
 
 
 @dataclass(frozen=True)
@@ -73,14 +73,18 @@ class NSRec(GeneralRecommender):
         user = index_rows(users_all, interaction[self.USER_ID])
         pos = index_rows(items_all, interaction[self.ITEM_ID])
         cand_ids = interaction[NEG_CAND]
-        if self.strategy.candidate_grad:
+        choice = self.strategy.choice_input
+        if choice == "grad":
             selection = self.select_negative(user, pos, index_rows(items_all, cand_ids), cand_ids)
-        else:  # choose on detached layer means ([B, 1, d]: same scores), then gather the chosen item with gradient
+        else:  # choose on detached candidates, then rebuild the negative from the chosen rows with gradient
             with torch.no_grad():
-                pooled = items_all.mean(1)
-                selection = self.select_negative(user.mean(1, keepdim=True), pos.mean(1, keepdim=True),
-                                                 index_rows(pooled, cand_ids).unsqueeze(2), cand_ids)
-            selection = replace(selection, neg=index_rows(items_all, selection.item_ids(cand_ids)))
+                if choice == "means":  # [B, 1, d]: the same scores from layer means
+                    selection = self.select_negative(user.mean(1, keepdim=True), pos.mean(1, keepdim=True),
+                                                     index_rows(items_all.mean(1), cand_ids).unsqueeze(2), cand_ids)
+                else:
+                    selection = self.select_negative(user, pos, index_rows(items_all, cand_ids), cand_ids)
+            chosen = chosen_rows(items_all, selection.item_ids(cand_ids))
+            selection = replace(selection, neg=self.strategy.negative(selection, pos, chosen))
         self.last_terms = LossTerms(user, pos, selection)
         u, p, n = user.mean(1), pos.mean(1), selection.neg.mean(1)
         loss = F.softplus((u * n).sum(-1) - (u * p).sum(-1)).mean()

@@ -9,7 +9,7 @@ mixing strategies, into the positive).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -27,12 +27,14 @@ class Selection:
     index: ``[B]`` chosen candidate per row, or ``[B, L+1]`` per row and layer (MixGCF, DENS).
     aux_loss: scalar auxiliary loss already weighted by its coefficient (DENS), else ``None``.
     clamped: rows whose AHNS base ``s_pos + alpha`` was clamped up to epsilon (0 for other strategies).
+    mix: ``[B, L+1, 1]`` weight of the positive in a mixed negative (MixGCF), else ``None``.
     """
 
     neg: Tensor
     index: Tensor
     aux_loss: Tensor | None = None
     clamped: int = 0
+    mix: Tensor | None = None
 
     def item_ids(self, cand_ids: Tensor) -> Tensor:
         """Item ids of the chosen candidates: ``cand_ids [B, M]`` -> ``[B]`` or ``[B, L+1]`` like ``index``."""
@@ -51,6 +53,15 @@ def index_rows(table: Tensor, ids: Tensor) -> Tensor:
     Uses ``index_select``, whose backward (``index_add_``) is about twice as fast on CPU as the
     accumulating ``index_put_`` behind advanced indexing."""
     return table.index_select(0, ids.reshape(-1)).view(*ids.shape, *table.shape[1:])
+
+
+def chosen_rows(table: Tensor, ids: Tensor) -> Tensor:
+    """Rows of ``table [n, L+1, d]`` named by ``ids``: ``[B]`` -> ``table[ids[b]]``, or per layer
+    ``[B, L+1]`` -> ``table[ids[b, l], l]``; ``[B, L+1, d]`` either way (keeps grad)."""
+    if ids.dim() == 1:
+        return index_rows(table, ids)
+    layers = table.shape[1]
+    return index_rows(table.flatten(0, 1), ids * layers + torch.arange(layers, device=ids.device))
 
 
 def take_rows(cand: Tensor, index: Tensor) -> Tensor:
@@ -86,10 +97,12 @@ class Strategy(nn.Module):
     """
 
     args_type: ClassVar[type[StrategyArgs]] = StrategyArgs
-    #: False when the choice depends only on layer means and the negative is one chosen candidate row
-    #: (``index [B]``): a model may then pass detached layer means ``[B, 1, d]`` and re-gather the chosen
-    #: item with gradient (same loss, no gather or backward of all ``[B, M, L+1, d]``).
-    candidate_grad: ClassVar[bool] = True
+    #: What the choice needs, so that a model can skip the gradient of all ``[B, M, L+1, d]`` candidates:
+    #: ``"means"``: layer means only; a model may pass detached means ``[B, 1, d]``. ``"layers"``: every
+    #: layer, but the negative depends on the candidates only through the chosen rows; a model may pass
+    #: them detached. In both cases the model re-gathers the chosen rows with gradient and calls
+    #: :meth:`negative` (same loss and gradients). ``"grad"``: the candidates must carry gradient (DENS).
+    choice_input: ClassVar[Literal["means", "layers", "grad"]] = "grad"
 
     def __init__(self, args: StrategyArgs, embedding_size: int) -> None:
         super().__init__()
@@ -122,6 +135,12 @@ class Strategy(nn.Module):
 
     def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
         raise NotImplementedError
+
+    def negative(self, selection: Selection, pos: Tensor, chosen: Tensor) -> Tensor:
+        """The negative ``[B, L+1, d]`` rebuilt from the positive ``[B, L+1, d]`` and the chosen candidate
+        rows ``chosen [B, L+1, d]`` (``cand[b, index[b]]``, or ``cand[b, index[b, l], l]`` per layer);
+        equals ``selection.neg``. Default: the chosen rows themselves."""
+        return chosen
 
     def _check_shapes(self, user: Tensor, pos: Tensor, cand: Tensor) -> None:
         name = type(self).__name__

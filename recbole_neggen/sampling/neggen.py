@@ -33,7 +33,7 @@ class NegGen(Strategy):
     """
 
     args_type = NegGenArgs
-    candidate_grad = False
+    choice_input = "means"
 
     def select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None = None,
                gen: Tensor | None = None, gen_mask: Tensor | None = None) -> Selection:

@@ -5,7 +5,7 @@ Scores are inner products. Every argmax / argmin / top-N breaks ties by the lowe
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +46,7 @@ class RNS(Strategy):
     """Random negative sampling: ``neg = cand[:, 0]`` (the loader draws uniformly)."""
 
     args_type = RNSArgs
-    candidate_grad = False
+    choice_input = "means"
 
     def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
         index = torch.zeros(cand.shape[0], dtype=torch.long, device=cand.device)
@@ -90,7 +90,7 @@ class DNS(Strategy):
     """Highest-scored candidate: ``j = argmax_m ⟨ū, c̄_m⟩``; index ``[B]``."""
 
     args_type = DNSArgs
-    candidate_grad = False
+    choice_input = "means"
 
     def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
         with torch.no_grad():
@@ -115,7 +115,7 @@ class DNSMN(Strategy):
     """``top = N best by ⟨ū, c̄⟩`` (stable: ties keep the lower index), ``j = top[randint(N)]``; index ``[B]``."""
 
     args_type = DNSMNArgs
-    candidate_grad = False
+    choice_input = "means"
     args: DNSMNArgs
 
     def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
@@ -144,19 +144,24 @@ class MixGCF(Strategy):
     """
 
     args_type = MixGCFArgs
+    choice_input = "layers"
 
     def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
-        b, _, l1, _ = cand.shape
+        b, m, l1, d = cand.shape
         weight = draw_uniform((b, 1, l1, 1), generator, cand)
         with torch.no_grad():
             # ⟨ū, a·p + (1−a)·c⟩ = a⟨ū, p⟩ + (1−a)⟨ū, c⟩: the [B, M, L+1, d] mixture is never materialised.
-            user_bar = pool_layers(user)
-            s_pos = (user_bar.unsqueeze(1) * pos).sum(-1).unsqueeze(1)  # [B, 1, L+1]
-            s_cand = (user_bar[:, None, None, :] * cand).sum(-1)  # [B, M, L+1]
+            user_bar = pool_layers(user).unsqueeze(-1)  # [B, d, 1]
+            s_pos = torch.bmm(pos, user_bar).view(b, 1, l1)  # [B, 1, L+1]
+            s_cand = torch.bmm(cand.reshape(b, m * l1, d), user_bar).view(b, m, l1)  # [B, M, L+1]
             w = weight.squeeze(-1)  # [B, 1, L+1]
             index = (w * s_pos + (1 - w) * s_cand).argmax(dim=1)  # [B, L+1]
-        neg = weight.squeeze(1) * pos + (1 - weight.squeeze(1)) * take_layerwise(cand, index)
-        return Selection(neg=neg, index=index)
+        selection = Selection(neg=pos, index=index, mix=weight.squeeze(1))
+        return replace(selection, neg=self.negative(selection, pos, take_layerwise(cand, index)))
+
+    def negative(self, selection: Selection, pos: Tensor, chosen: Tensor) -> Tensor:
+        """``a·p + (1−a)·c`` per layer with the drawn weights ``a = selection.mix``."""
+        return selection.mix * pos + (1 - selection.mix) * chosen
 
 
 # --------------------------------------------------------------------------------------------- AHNS
@@ -182,7 +187,7 @@ class AHNS(Strategy):
     """
 
     args_type = AHNSArgs
-    candidate_grad = False
+    choice_input = "means"
     args: AHNSArgs
 
     def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:

@@ -45,7 +45,8 @@ def test_first_run_builds_bank_later_runs_reuse_it(prepared, tmp_path, caplog):
 @pytest.mark.parametrize("ablation", [
     {"neggen_causal": False}, {"neggen_balance": False}, {"neggen_modalities": ["text"]},
     {"neggen_modalities": ["visual"]}, {"neggen_generated": False}, {"neggen_attention": "mha"},
-    {"neg_strategy": "dns", "neg_params": {"n_candidates": 8}}, {"backbone": "mf"},
+    {"neg_strategy": "dns", "neg_params": {"n_candidates": 8}}, {"neg_strategy": "mixgcf", "neg_params": {"n_candidates": 8}},
+    {"backbone": "mf"},
 ])
 def test_ablations_train(prepared, tmp_path, ablation):
     result = run(prepared, tmp_path, **ablation, epochs=1)

@@ -122,6 +122,17 @@ class StrategyContract:
         assert sel.index.tolist() == self.brute_force(strategy, user, pos, cand, seed)
         assert torch.equal(sel.neg, self.expected_neg(sel, user, pos, cand, seed))
 
+    def test_negative_rebuilds_from_chosen_rows(self) -> None:
+        """Models choose on detached candidates and call ``negative`` on the chosen rows re-gathered with
+        gradient; the result must equal the selected negative (``grad`` strategies are never rebuilt)."""
+        strategy = self.make().double()
+        user, pos, cand = make_inputs(5, 7, self.m, "normal")
+        sel = self.select(strategy, user, pos, cand, 5)
+        if strategy.choice_input == "grad":
+            return
+        chosen = take_layerwise(cand, sel.index) if sel.index.dim() == 2 else take_rows(cand, sel.index)
+        assert torch.equal(strategy.negative(sel, pos, chosen), sel.neg)
+
     def test_all_equal_candidates_tie_break(self) -> None:
         strategy = self.make().double()
         user, pos, cand = make_inputs(3, 5, self.m, "normal")
