@@ -2,10 +2,11 @@
 negative strategy, full-sort evaluation pass, peak memory. Prints one markdown table.
 
     OMP_NUM_THREADS=1 NEGGEN_DATA_PATH=../shared/data python benchmarks/bench_hotpaths.py [--dataset baby]
-        [--epochs 3] [--strategies rns dns dns_mn mixgcf ahns dens neggen] [--device cpu|cuda]
+        [--epochs 5] [--strategies rns dns dns_mn mixgcf ahns dens neggen] [--device cpu|cuda]
 
-Epoch times are medians over ``--epochs`` epochs of the same model in one process; ratios are against the
-uniform (rns) epoch measured in the same run. Nothing here is asserted: numbers are for the issue notes.
+Every row is built first; then ``--epochs`` rounds each time one epoch of every row in turn (so that drift in
+the machine's speed hits all rows alike). Times are medians over rounds; ratios are medians of the per-round
+ratio to the uniform (rns) 2-layer epoch. Nothing here is asserted: numbers are for the issue notes.
 """
 from __future__ import annotations
 
@@ -37,16 +38,13 @@ def build(model: str, dataset: str, overrides: dict, workdir: Path):
     return config, built.trainer, built.train, built.test, time.perf_counter() - t
 
 
-def time_epochs(trainer, train, epochs: int) -> float:
-    times = []
-    for epoch in range(epochs):
-        trainer.model.train()
-        t = time.perf_counter()
-        trainer._train_epoch(train, epoch)
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def time_epoch(trainer, train, epoch: int) -> float:
+    trainer.model.train()
+    t = time.perf_counter()
+    trainer._train_epoch(train, epoch)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - t
 
 
 def time_eval(trainer, test, repeats: int) -> float:
@@ -58,10 +56,13 @@ def time_eval(trainer, test, repeats: int) -> float:
     return statistics.median(times)
 
 
+BASE = "LightGCN 2 layers, rns"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="baby")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5, help="rounds; each round times one epoch of every row")
     parser.add_argument("--strategies", nargs="*", default=["rns", "dns", "dns_mn", "mixgcf", "ahns", "dens", "neggen"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--candidates", type=int, default=32)
@@ -70,42 +71,44 @@ def main() -> int:
     prepared = os.path.abspath(os.environ.get("NEGGEN_PREPARED_PATH") or "dataset")  # before leaving the cwd
     common = {"use_gpu": args.device == "cuda", "embedding_size": 64, "train_batch_size": 2048,
               "prepared_path": prepared, "neggen_encoder": args.neggen_encoder}
-    rows: list[tuple[str, str, str]] = []
+    rows = [("LightGCN 1 layer, rns", "NSRec", {"n_layers": 1, "neg_strategy": "rns"}),
+            ("LightGCN 3 layers, rns", "NSRec", {"n_layers": 3, "neg_strategy": "rns"})] + [
+        (BASE if s == "rns" else f"LightGCN 2 layers, {s} (C={args.candidates})", "NegGen" if s == "neggen" else "NSRec",
+         {"n_layers": 2, "neg_strategy": s, "neg_params": {} if s == "rns" else {"n_candidates": args.candidates}})
+        for s in args.strategies]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         os.chdir(work)
-        first = True
-        base_epoch = None
-        for label, model, extra in (
-            [("LightGCN 1 layer, rns", "NSRec", {"n_layers": 1, "neg_strategy": "rns"}),
-             ("LightGCN 3 layers, rns", "NSRec", {"n_layers": 3, "neg_strategy": "rns"})]
-            + [(f"LightGCN 2 layers, {s} (C={args.candidates})", "NegGen" if s == "neggen" else "NSRec",
-                {"n_layers": 2, "neg_strategy": s,
-                 "neg_params": {} if s == "rns" else {"n_candidates": args.candidates}})
-               for s in args.strategies]
-        ):
+        built = {}
+        for i, (label, model, extra) in enumerate(rows):
             t = time.perf_counter()
-            config, trainer, train, test, build_s = build(model, args.dataset, {**common, **extra}, work)
-            startup = IMPORT_S + (time.perf_counter() - t) if first else None
-            epoch_s = time_epochs(trainer, train, args.epochs)
-            if "2 layers, rns" in label:
-                base_epoch = epoch_s
-            ratio = f"{epoch_s / base_epoch:.2f}x" if base_epoch and "2 layers" in label else "-"
-            rows.append((label, f"{epoch_s:.3f}", ratio))
-            if first:
-                eval_s = time_eval(trainer, test, 3)
-                rows.append(("full-sort eval pass, test split (top-50, mask train)", f"{eval_s:.3f}", "-"))
-                rows.append((f"start-up (imports {IMPORT_S:.1f}s + dataset load, loaders, model {build_s:.1f}s)",
-                             f"{startup:.2f}", "-"))
-                first = False
-            print(f"  done: {label}: {epoch_s:.3f}s", file=sys.stderr, flush=True)
+            _, trainer, train, test, build_s = build(model, args.dataset, {**common, **extra}, work)
+            if i == 0:  # start-up, evaluation and memory of one ordinary run, before the other rows exist
+                startup, first_build_s = IMPORT_S + (time.perf_counter() - t), build_s
+                time_epoch(trainer, train, 0)
+                eval_s = time_eval(trainer, test, 5)
+                one_run_rss = peak_rss_mb()
+            built[label] = (trainer, train)
+        times: dict[str, list[float]] = {label: [] for label in built}
+        for epoch in range(args.epochs):  # interleaved, so that drift in machine speed hits every row alike
+            for label, (trainer, train) in built.items():
+                times[label].append(time_epoch(trainer, train, epoch))
+            print(f"  round {epoch + 1}/{args.epochs} done", file=sys.stderr, flush=True)
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, torch threads {torch.get_num_threads()}, "
-          f"device {args.device}, dataset {args.dataset}, epochs timed {args.epochs} (median)\n")
-    print("| hot path | seconds | ratio to rns (2 layers) |\n|---|---|---|")
-    for label, secs, ratio in rows:
-        print(f"| {label} | {secs} | {ratio} |")
-    print(f"\npeak RSS of this process: {peak_rss_mb():.0f} MiB")
+          f"device {args.device}, dataset {args.dataset}, {args.epochs} interleaved rounds (medians)\n")
+    print(f"| hot path | seconds | ratio to rns (2 layers), median of per-round ratios |\n|---|---|---|")
+    print(f"| full-sort eval pass, test split (top-50, mask train) | {eval_s:.3f} | - |")
+    print(f"| start-up (imports {IMPORT_S:.1f}s + dataset load, loaders, model {first_build_s:.1f}s) | {startup:.2f} | - |")
+    for label, values in times.items():
+        ratio = "-"
+        if label.startswith("LightGCN 2 layers") and BASE in times:
+            ratio = f"{statistics.median(v / b for v, b in zip(values, times[BASE])):.2f}x"
+        print(f"| {label} | {statistics.median(values):.3f} | {ratio} |")
+    one_layer = times["LightGCN 1 layer, rns"]
+    print(f"\n3 layers / 1 layer: {statistics.median(a / b for a, b in zip(times['LightGCN 3 layers, rns'], one_layer)):.2f}x")
+    print(f"peak RSS after one run's start-up, epoch and evaluations: {one_run_rss:.0f} MiB; "
+          f"with every row built: {peak_rss_mb():.0f} MiB")
     return 0
 
 
