@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from itertools import groupby
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from recbole_neggen.generation.templates import EDITED
@@ -35,9 +36,10 @@ class AnswerError(ValueError):
     """An answer that cannot be used; the message says why, in words a model can act on."""
 
 
-def _matching_brace(text: str, start: int) -> int | None:
-    """Index of the '}' closing the '{' at ``start`` (string-aware for both quote kinds), or None."""
-    depth, quote, escaped = 0, "", False
+def _quoted(text: str, start: int = 0) -> Iterator[tuple[int, str, bool]]:
+    """``(index, character, inside a string)`` from ``start`` on; both quote kinds, backslash escapes, and an
+    apostrophe right after a letter or digit is no quote (``don't``). Opening quotes count as inside."""
+    quote, escaped = "", False
     for i in range(start, len(text)):
         ch = text[i]
         if quote:
@@ -47,16 +49,23 @@ def _matching_brace(text: str, start: int) -> int | None:
                 escaped = True
             elif ch == quote:
                 quote = ""
-        elif ch == '"':
+            yield i, ch, True
+        elif ch == '"' or (ch == "'" and not (i > 0 and text[i - 1].isalnum())):
             quote = ch
-        elif ch == "'" and not (i > 0 and text[i - 1].isalnum()):  # an apostrophe inside a word is no quote
-            quote = ch
-        elif ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return i
+            yield i, ch, True
+        else:
+            yield i, ch, False
+
+
+def _matching_brace(text: str, start: int) -> int | None:
+    """Index of the '}' closing the '{' at ``start`` (string-aware), or None."""
+    depth = 0
+    for i, ch, inside in _quoted(text, start):
+        if inside:
+            continue
+        depth += (ch == "{") - (ch == "}")
+        if ch == "}" and depth == 0:
+            return i
     return None
 
 
@@ -77,28 +86,10 @@ def json_candidates(answer: str) -> Iterator[str]:
 
 def _pythonize(text: str) -> str:
     """JSON barewords -> Python literals outside strings (so ``ast.literal_eval`` accepts the text)."""
-    out, quote, escaped, i = [], "", False, 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            out.append(ch)
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == quote:
-                quote = ""
-            i += 1
-            continue
-        if ch in "\"'":
-            quote = ch
-        word = _WORD.match(text, i)
-        if word:
-            out.append(_BAREWORD.get(word.group(0), word.group(0)))
-            i += len(word.group(0))
-            continue
-        out.append(ch)
-        i += 1
+    out = []
+    for inside, run in groupby(_quoted(text), key=lambda state: state[2]):
+        chunk = "".join(ch for _, ch, _ in run)
+        out.append(chunk if inside else _WORD.sub(lambda m: _BAREWORD.get(m.group(0), m.group(0)), chunk))
     return "".join(out)
 
 
