@@ -126,4 +126,5 @@ class LightGCN(Backbone):
             ego = propagate(self.adjacency, ego)  # Â is symmetric
             layers.append(ego)
         stacked = torch.stack(layers, dim=1)  # [n_u + n_i, L+1, d]
-        return stacked[: self.n_users], stacked[self.n_users:]
+        users, items = stacked.split([self.n_users, self.n_items])  # backward: one cat, no zero-filled slices
+        return users, items

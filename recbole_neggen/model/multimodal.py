@@ -284,7 +284,8 @@ class FREEDOM(Backbone):
             ego = propagate(adjacency, ego)  # symmetric
             layers.append(ego)
         stacked = torch.stack(layers, dim=1)  # [n_u + n_i, L+1, d]
-        return stacked[: self.n_users], stacked[self.n_users:] + h.unsqueeze(1)
+        users, items = stacked.split([self.n_users, self.n_items])  # backward: one cat, no zero-filled slices
+        return users, items + h.unsqueeze(1)
 
     def aux_loss(self, user: Tensor, pos_ids: Tensor, neg_ids: Tensor) -> Tensor | None:
         """FREEDOM's modality BPR terms: ``mm_aux_weight · Σ_m mean_B softplus(<u, P_m x_n> − <u, P_m x_p>)``.
