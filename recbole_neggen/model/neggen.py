@@ -28,10 +28,10 @@ Per batch (u, i, real candidates j_1..j_M):
     generated choice  per row draw a variant type uniformly among the types the item has (balance), take
                       its hardest variant argmax_k ⟨ū, ḡ_{i,k}⟩ (balance off: hardest over all variants)
     negative n        the ``neggen`` strategy: the generated one with probability gen_ratio, else the
-                      hardest real candidate (other strategies: real candidates only); a real
-                      negative j scores with h_j = I_j + sg(λ c̄_j), the item term refreshed once per
-                      epoch (sg: no gradient), like every real candidate; the causal module learns
-                      from the positive and its generated negatives
+                      real choice (``real: dns | ahns``; other strategies: real candidates only).
+                      Candidates are scored with the item term refreshed once per epoch; the chosen
+                      real negative enters the loss as h_j = I_j + λ c̄_j with a fresh term and its
+                      gradient (DENS, which needs every candidate's gradient, keeps the per-epoch term)
     L_BPR = mean softplus(⟨ū, n̄⟩ − ⟨ū, h̄_i⟩)
     L_NCE = −mean log( e^{s⁺/τ} / (e^{s⁺/τ} + e^{s_n/τ} + Σ_k w_k e^{s⁻_k/τ}) ),  s⁻_k = ⟨ū, ḡ_{i,k}⟩
             w_k = K_i / (T_i · count of k's type)  (each of the T_i present types gets equal total weight;
@@ -267,7 +267,7 @@ class NegGen(NSRec):
         pos_term, offsets = self._terms(pos_ids)  # [B, d], [B, K, d]
         item = index_rows(items_all, pos_ids)  # I_i  [B, L+1, d]
         pos = item + pos_term.unsqueeze(1)  # h_i
-        table = items_all + self._item_term.unsqueeze(1)  # h_j = I_j + sg(λ c̄_j) per layer [n_items, L+1, d]
+        table = items_all + self._item_term.unsqueeze(1)  # per-epoch h̃_j = I_j + sg(λ c̄_j) [n_items, L+1, d]
         choice = self.strategy.choice_input
         if choice == "grad":
             cand = index_rows(table, cand_ids)  # [B, M, L+1, d]
@@ -282,7 +282,7 @@ class NegGen(NSRec):
             index, has = self._choose_generated(s_gen, mask, types)
             chosen = item + offsets[torch.arange(len(index), device=index.device), index].unsqueeze(1)  # [B, L+1, d]
             generated = (chosen, has)
-        selection = self._select(user, pos, cand, cand_ids, table, generated)
+        selection = self._select(user, pos, cand, cand_ids, items_all, generated)
         neg = selection.neg
         self.last_terms = LossTerms(user, pos, selection)
         s_pos, s_neg = (u * pos.mean(1)).sum(-1), (u * neg.mean(1)).sum(-1)
@@ -297,11 +297,13 @@ class NegGen(NSRec):
             self._log_modalities(s_pos, s_gen, mask, types)
         return loss
 
-    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, cand_ids: Tensor, table: Tensor,
+    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, cand_ids: Tensor, items_all: Tensor,
                 generated: tuple[Tensor, Tensor] | None) -> Selection:
         """The strategy's choice among real candidates and, for ``neggen``, the row's ``generated``
         negative (``[B, L+1, d]`` and whether it exists ``[B]``). Unless the strategy needs candidates
-        with gradient, the real choice is rebuilt from its rows of ``table`` (h per layer) with gradient."""
+        with gradient, the real choice is rebuilt with gradient from its rows of ``items_all`` plus a fresh
+        item term, h_j = I_j + λ c̄_j: without the content term's gradient on negatives, BPR could raise
+        every score through the content term alone."""
         m = cand.shape[1]
         choice = self.strategy.choice_input
         means = (user.mean(1, keepdim=True), pos.mean(1, keepdim=True)) if choice == "means" else (user, pos)
@@ -320,7 +322,9 @@ class NegGen(NSRec):
         if choice == "grad":
             return selection
         real_ids = replace(selection, index=selection.index.clamp(max=m - 1)).item_ids(cand_ids)  # index m: generated
-        real = self.strategy.negative(selection, pos, chosen_rows(table, real_ids))
+        term = self._terms(real_ids.reshape(-1))[0].view(*real_ids.shape, -1)  # [B, d] or per layer [B, L+1, d]
+        rows = chosen_rows(items_all, real_ids) + (term.unsqueeze(1) if real_ids.dim() == 1 else term)
+        real = self.strategy.negative(selection, pos, rows)
         if chosen is None:
             return replace(selection, neg=real)
         return replace(selection, neg=torch.where((selection.index < m).view(-1, 1, 1), real, chosen))
