@@ -268,12 +268,7 @@ class NegGen(NSRec):
         item = index_rows(items_all, pos_ids)  # I_i  [B, L+1, d]
         pos = item + pos_term.unsqueeze(1)  # h_i
         table = items_all + self._item_term.unsqueeze(1)  # per-epoch h̃_j = I_j + sg(λ c̄_j) [n_items, L+1, d]
-        choice = self.strategy.choice_input
-        if choice == "grad":
-            cand = index_rows(table, cand_ids)  # [B, M, L+1, d]
-        else:  # detached: layer means [B, M, 1, d] or every layer
-            with torch.no_grad():
-                cand = index_rows(table.mean(1), cand_ids).unsqueeze(2) if choice == "means" else index_rows(table, cand_ids)
+        inputs = self.strategy.choice_inputs(user, pos, table, cand_ids)
         mask, types = self.gen_mask[pos_ids], self.gen_type[pos_ids]
         u = user.mean(1)
         s_gen = torch.bmm(item.mean(1).unsqueeze(1) + offsets, u.unsqueeze(-1)).squeeze(-1)  # ⟨ū, ḡ_{i,k}⟩ [B, K]
@@ -282,7 +277,7 @@ class NegGen(NSRec):
             index, has = self._choose_generated(s_gen, mask, types)
             chosen = item + offsets[torch.arange(len(index), device=index.device), index].unsqueeze(1)  # [B, L+1, d]
             generated = (chosen, has)
-        selection = self._select(user, pos, cand, cand_ids, items_all, generated)
+        selection = self._select(inputs, pos, cand_ids, items_all, generated)
         neg = selection.neg
         self.last_terms = LossTerms(user, pos, selection)
         s_pos, s_neg = (u * pos.mean(1)).sum(-1), (u * neg.mean(1)).sum(-1)
@@ -297,26 +292,26 @@ class NegGen(NSRec):
             self._log_modalities(s_pos, s_gen, mask, types)
         return loss
 
-    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, cand_ids: Tensor, items_all: Tensor,
+    def _select(self, inputs: tuple[Tensor, Tensor, Tensor], pos: Tensor, cand_ids: Tensor, items_all: Tensor,
                 generated: tuple[Tensor, Tensor] | None) -> Selection:
-        """The strategy's choice among real candidates and, for ``neggen``, the row's ``generated``
+        """The strategy's choice on its ``inputs`` (:meth:`Strategy.choice_inputs`) among the real candidates
+        and, for ``neggen``, the row's ``generated``
         negative (``[B, L+1, d]`` and whether it exists ``[B]``). Unless the strategy needs candidates
         with gradient, the real choice is rebuilt with gradient from its rows of ``items_all`` plus a fresh
         item term, h_j = I_j + λ c̄_j: without the content term's gradient on negatives, BPR could raise
         every score through the content term alone."""
-        m = cand.shape[1]
+        m = cand_ids.shape[1]
         choice = self.strategy.choice_input
-        means = (user.mean(1, keepdim=True), pos.mean(1, keepdim=True)) if choice == "means" else (user, pos)
         chosen = None
         with torch.set_grad_enabled(choice == "grad" and torch.is_grad_enabled()):
             if generated is not None:
                 chosen, has = generated
-                selection = self.strategy.select(*means, cand, self.generator, gen=chosen.mean(1, keepdim=True),
+                selection = self.strategy.select(*inputs, self.generator, gen=chosen.mean(1, keepdim=True),
                                                  gen_mask=has)
             else:
-                selection = self.strategy.select(*means, cand, self.generator)
+                selection = self.strategy.select(*inputs, self.generator)
         if self._epoch_stats:
-            self._epoch_stats["rows"] += float(len(user))
+            self._epoch_stats["rows"] += float(len(pos))
             self._epoch_stats["served_generated"] += float((selection.index == m).sum())
             self._epoch_stats["ahns_clamped"] += float(selection.clamped)
         if choice == "grad":

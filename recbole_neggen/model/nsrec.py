@@ -73,16 +73,12 @@ class NSRec(GeneralRecommender):
         user = index_rows(users_all, interaction[self.USER_ID])
         pos = index_rows(items_all, interaction[self.ITEM_ID])
         cand_ids = interaction[NEG_CAND]
-        choice = self.strategy.choice_input
-        if choice == "grad":
-            selection = self.select_negative(user, pos, index_rows(items_all, cand_ids), cand_ids)
+        inputs = self.strategy.choice_inputs(user, pos, items_all, cand_ids)
+        if self.strategy.choice_input == "grad":
+            selection = self.select_negative(*inputs, cand_ids)
         else:  # choose on detached candidates, then rebuild the negative from the chosen rows with gradient
             with torch.no_grad():
-                if choice == "means":  # [B, 1, d]: the same scores from layer means
-                    selection = self.select_negative(user.mean(1, keepdim=True), pos.mean(1, keepdim=True),
-                                                     index_rows(items_all.mean(1), cand_ids).unsqueeze(2), cand_ids)
-                else:
-                    selection = self.select_negative(user, pos, index_rows(items_all, cand_ids), cand_ids)
+                selection = self.select_negative(*inputs, cand_ids)
             chosen = chosen_rows(items_all, selection.item_ids(cand_ids))
             selection = replace(selection, neg=self.strategy.negative(selection, pos, chosen))
         self.last_terms = LossTerms(user, pos, selection)

@@ -136,6 +136,19 @@ class Strategy(nn.Module):
     def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
         raise NotImplementedError
 
+    def choice_inputs(self, user: Tensor, pos: Tensor, table: Tensor, cand_ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """What :meth:`select` reads under :attr:`choice_input`, from ``user`` / ``pos`` ``[B, L+1, d]`` and the
+        rows ``cand_ids [B, M]`` of ``table [n_items, L+1, d]``: ``means``: detached layer means ``[B, 1, d]``,
+        ``[B, 1, d]``, ``[B, M, 1, d]``; ``layers``: detached candidates ``[B, M, L+1, d]``; ``grad``: candidates
+        with gradient."""
+        if self.choice_input == "grad":
+            return user, pos, index_rows(table, cand_ids)
+        with torch.no_grad():
+            if self.choice_input == "means":
+                return (user.mean(1, keepdim=True), pos.mean(1, keepdim=True),
+                        index_rows(table.mean(1), cand_ids).unsqueeze(2))
+            return user, pos, index_rows(table, cand_ids)
+
     def negative(self, selection: Selection, pos: Tensor, chosen: Tensor) -> Tensor:
         """The negative ``[B, L+1, d]`` rebuilt from the positive ``[B, L+1, d]`` and the chosen candidate
         rows ``chosen [B, L+1, d]`` (``cand[b, index[b]]``, or ``cand[b, index[b, l], l]`` per layer);
