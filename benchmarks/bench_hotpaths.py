@@ -29,6 +29,12 @@ from recbole_neggen.quick_start import build_run, peak_rss_mb  # noqa: E402
 IMPORT_S = time.perf_counter() - T0
 
 
+def common_settings(device: str, neggen_encoder: str) -> dict:
+    """The issue's setting (d = 64, batch 2048) and the prepared-data folder, resolved before leaving the cwd."""
+    return {"use_gpu": device == "cuda", "embedding_size": 64, "train_batch_size": 2048, "neggen_encoder": neggen_encoder,
+            "prepared_path": os.path.abspath(os.environ.get("NEGGEN_PREPARED_PATH") or "dataset")}
+
+
 def build(model: str, dataset: str, overrides: dict, workdir: Path):
     config = Config(model=model, dataset=dataset, config_dict={
         "run_root": str(workdir / "runs"), "checkpoint_dir": str(workdir / "runs"), "show_progress": False,
@@ -68,9 +74,7 @@ def main() -> int:
     parser.add_argument("--candidates", type=int, default=32)
     parser.add_argument("--neggen-encoder", default="minilm", help="text encoder of the NegGen bank to reuse")
     args = parser.parse_args()
-    prepared = os.path.abspath(os.environ.get("NEGGEN_PREPARED_PATH") or "dataset")  # before leaving the cwd
-    common = {"use_gpu": args.device == "cuda", "embedding_size": 64, "train_batch_size": 2048,
-              "prepared_path": prepared, "neggen_encoder": args.neggen_encoder}
+    common = common_settings(args.device, args.neggen_encoder)
     rows = [("LightGCN 1 layer, rns", "NSRec", {"n_layers": 1, "neg_strategy": "rns"}),
             ("LightGCN 3 layers, rns", "NSRec", {"n_layers": 3, "neg_strategy": "rns"})] + [
         (BASE if s == "rns" else f"LightGCN 2 layers, {s} (C={args.candidates})", "NegGen" if s == "neggen" else "NSRec",

@@ -17,7 +17,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_hotpaths import build  # noqa: E402
+from bench_hotpaths import build, common_settings  # noqa: E402
 
 
 def main() -> int:
@@ -30,9 +30,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--neggen-encoder", default="minilm")
     args = parser.parse_args()
-    prepared = os.path.abspath(os.environ.get("NEGGEN_PREPARED_PATH") or "dataset")
-    overrides = {"embedding_size": 64, "train_batch_size": 2048, "prepared_path": prepared, "use_gpu": False,
-                 "n_layers": args.n_layers, "neg_strategy": args.strategy, "neggen_encoder": args.neggen_encoder,
+    overrides = {**common_settings("cpu", args.neggen_encoder), "n_layers": args.n_layers, "neg_strategy": args.strategy,
                  "neg_params": {} if args.strategy == "rns" else {"n_candidates": args.candidates}}
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
