@@ -31,7 +31,8 @@ Per batch (u, i, real candidates j_1..j_M):
                       real choice (``real: dns | ahns``; other strategies: real candidates only).
                       Candidates are scored with the item term refreshed once per epoch; the chosen
                       real negative enters the loss as h_j = I_j + λ c̄_j with a fresh term and its
-                      gradient (DENS, which needs every candidate's gradient, keeps the per-epoch term)
+                      gradient (a strategy whose choice needs every candidate's gradient,
+                      ``choice_input: grad``, keeps the per-epoch term)
     L_BPR = mean softplus(⟨ū, n̄⟩ − ⟨ū, h̄_i⟩)
     L_NCE = −mean log( e^{s⁺/τ} / (e^{s⁺/τ} + e^{s_n/τ} + Σ_k w_k e^{s⁻_k/τ}) ),  s⁻_k = ⟨ū, ḡ_{i,k}⟩
             w_k = K_i / (T_i · count of k's type)  (each of the T_i present types gets equal total weight;
@@ -268,7 +269,6 @@ class NegGen(NSRec):
         item = index_rows(items_all, pos_ids)  # I_i  [B, L+1, d]
         pos = item + pos_term.unsqueeze(1)  # h_i
         table = items_all + self._item_term.unsqueeze(1)  # per-epoch h̃_j = I_j + sg(λ c̄_j) [n_items, L+1, d]
-        inputs = self.strategy.choice_inputs(user, pos, table, cand_ids)
         mask, types = self.gen_mask[pos_ids], self.gen_type[pos_ids]
         u = user.mean(1)
         s_gen = torch.bmm(item.mean(1).unsqueeze(1) + offsets, u.unsqueeze(-1)).squeeze(-1)  # ⟨ū, ḡ_{i,k}⟩ [B, K]
@@ -277,7 +277,7 @@ class NegGen(NSRec):
             index, has = self._choose_generated(s_gen, mask, types)
             chosen = item + offsets[torch.arange(len(index), device=index.device), index].unsqueeze(1)  # [B, L+1, d]
             generated = (chosen, has)
-        selection = self._select(inputs, pos, cand_ids, items_all, generated)
+        selection = self._select(user, pos, table, cand_ids, items_all, generated)
         neg = selection.neg
         self.last_terms = LossTerms(user, pos, selection)
         s_pos, s_neg = (u * pos.mean(1)).sum(-1), (u * neg.mean(1)).sum(-1)
@@ -292,37 +292,34 @@ class NegGen(NSRec):
             self._log_modalities(s_pos, s_gen, mask, types)
         return loss
 
-    def _select(self, inputs: tuple[Tensor, Tensor, Tensor], pos: Tensor, cand_ids: Tensor, items_all: Tensor,
+    def _select(self, user: Tensor, pos: Tensor, table: Tensor, cand_ids: Tensor, items_all: Tensor,
                 generated: tuple[Tensor, Tensor] | None) -> Selection:
-        """The strategy's choice on its ``inputs`` (:meth:`Strategy.choice_inputs`) among the real candidates
-        and, for ``neggen``, the row's ``generated``
-        negative (``[B, L+1, d]`` and whether it exists ``[B]``). Unless the strategy needs candidates
-        with gradient, the real choice is rebuilt with gradient from its rows of ``items_all`` plus a fresh
-        item term, h_j = I_j + λ c̄_j: without the content term's gradient on negatives, BPR could raise
-        every score through the content term alone."""
+        """The strategy's choice among the real candidates ``cand_ids`` (rows of the per-epoch ``table``) and,
+        for ``neggen``, the row's ``generated`` negative (``[B, L+1, d]`` and whether it exists ``[B]``).
+        Unless the strategy needs candidates with gradient, the real choice is rebuilt with gradient from
+        its rows of ``items_all`` plus a fresh item term, h_j = I_j + λ c̄_j: without the content term's
+        gradient on negatives, BPR could raise every score through the content term alone."""
         m = cand_ids.shape[1]
-        choice = self.strategy.choice_input
-        chosen = None
-        with torch.set_grad_enabled(choice == "grad" and torch.is_grad_enabled()):
-            if generated is not None:
-                chosen, has = generated
-                selection = self.strategy.select(*inputs, self.generator, gen=chosen.mean(1, keepdim=True),
-                                                 gen_mask=has)
-            else:
-                selection = self.strategy.select(*inputs, self.generator)
+        # ``neggen`` chooses on layer means (choice_input "means"), so it gets the generated negative's mean
+        extra = {} if generated is None else {"gen": generated[0].mean(1, keepdim=True), "gen_mask": generated[1]}
+        grad = self.strategy.choice_input == "grad"
+        if grad:
+            selection = self.strategy.select(user, pos, index_rows(table, cand_ids), self.generator, **extra)
+        else:
+            selection = self.strategy.choose(user, pos, table, cand_ids, self.generator, **extra)
         if self._epoch_stats:
             self._epoch_stats["rows"] += float(len(pos))
             self._epoch_stats["served_generated"] += float((selection.index == m).sum())
             self._epoch_stats["ahns_clamped"] += float(selection.clamped)
-        if choice == "grad":
+        if grad:
             return selection
         real_ids = replace(selection, index=selection.index.clamp(max=m - 1)).item_ids(cand_ids)  # index m: generated
         term = self._terms(real_ids.reshape(-1))[0].view(*real_ids.shape, -1)  # [B, d] or per layer [B, L+1, d]
         rows = chosen_rows(items_all, real_ids) + (term.unsqueeze(1) if real_ids.dim() == 1 else term)
+        if generated is None:
+            return self.strategy.finish(selection, user, pos, rows)
         real = self.strategy.negative(selection, pos, rows)
-        if chosen is None:
-            return replace(selection, neg=real)
-        return replace(selection, neg=torch.where((selection.index < m).view(-1, 1, 1), real, chosen))
+        return replace(selection, neg=torch.where((selection.index < m).view(-1, 1, 1), real, generated[0]))
 
     def _log_modalities(self, s_pos: Tensor, s_gen: Tensor, mask: Tensor, types: Tensor) -> None:
         if not self._epoch_stats:

@@ -34,7 +34,8 @@ class NSRec(GeneralRecommender):
     Per batch of positives (u, i) with candidates ``neg_cand [B, C]``:
         U, I = backbone.layer_embeddings()               [n_users, L+1, d], [n_items, L+1, d]
         u, p, c = U[u], I[i], I[neg_cand]                [B, L+1, d], [B, L+1, d], [B, C, L+1, d]
-        n = strategy.select(u, p, c)                     [B, L+1, d]  (choice under no_grad)
+        n = strategy.choose(u, p, I, neg_cand)          [B, L+1, d]  (no gradient, in row blocks),
+            rebuilt with gradient from the chosen rows of I (strategy.finish)
         L = mean softplus(<ū, n̄> − <ū, p̄>) + reg_weight·(‖u₀‖² + ‖p₀‖² + ‖n₀‖²)/(2B) + strategy aux + backbone aux
     with x̄ the mean over layers and x₀ layer 0. Scores for ranking are <ū, ī>.
     """
@@ -64,23 +65,17 @@ class NSRec(GeneralRecommender):
     def epoch_log(self) -> dict[str, float]:
         return dict(self._epoch_stats)
 
-    def select_negative(self, user: Tensor, pos: Tensor, cand: Tensor, cand_ids: Tensor) -> Selection:
-        """Hook for subclasses (NegGen adds generated negatives); default: the configured strategy."""
-        return self.strategy.select(user, pos, cand, self.generator)
-
     def calculate_loss(self, interaction: Any) -> Tensor:
         users_all, items_all = self.backbone.layer_embeddings()
         user = index_rows(users_all, interaction[self.USER_ID])
         pos = index_rows(items_all, interaction[self.ITEM_ID])
         cand_ids = interaction[NEG_CAND]
-        inputs = self.strategy.choice_inputs(user, pos, items_all, cand_ids)
         if self.strategy.choice_input == "grad":
-            selection = self.select_negative(*inputs, cand_ids)
-        else:  # choose on detached candidates, then rebuild the negative from the chosen rows with gradient
-            with torch.no_grad():
-                selection = self.select_negative(*inputs, cand_ids)
+            selection = self.strategy.select(user, pos, index_rows(items_all, cand_ids), self.generator)
+        else:  # choose without gradient, then rebuild the negative from the chosen rows with gradient
+            selection = self.strategy.choose(user, pos, items_all, cand_ids, self.generator)
             chosen = chosen_rows(items_all, selection.item_ids(cand_ids))
-            selection = replace(selection, neg=self.strategy.negative(selection, pos, chosen))
+            selection = self.strategy.finish(selection, user, pos, chosen)
         self.last_terms = LossTerms(user, pos, selection)
         u, p, n = user.mean(1), pos.mean(1), selection.neg.mean(1)
         loss = F.softplus((u * n).sum(-1) - (u * p).sum(-1)).mean()

@@ -1,7 +1,9 @@
 """Negative sampling: a vectorised candidate sampler and selection strategies (pure torch, no RecBole).
 
 The data loader draws ``n_candidates`` items per row with :class:`CandidateSampler` (from the strategy's
-``distribution``); the model embeds them and calls ``strategy.select(user, pos, cand, generator)``.
+``distribution``); the model calls ``strategy.choose(user, pos, item_table, cand_ids, generator)`` (the
+choice, without gradient, in cache-sized row blocks) and ``strategy.finish`` on the chosen rows, or
+``strategy.select(user, pos, cand, generator)`` when the strategy needs every candidate's gradient.
 New strategies register with ``@STRATEGIES.register("name")`` on a :class:`Strategy` subclass.
 """
 from recbole_neggen.sampling.args import ParamSpec, StrategyArgs, param

@@ -35,9 +35,8 @@ class NegGen(Strategy):
     args_type = NegGenArgs
     choice_input = "means"
 
-    def select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None = None,
-               gen: Tensor | None = None, gen_mask: Tensor | None = None) -> Selection:
-        self._check_shapes(user, pos, cand)
+    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None,
+                gen: Tensor | None = None, gen_mask: Tensor | None = None) -> Selection:
         clamped = 0
         if self.args.real == "ahns":
             index, clamped = ahns_index(user, pos, cand, self.args)
@@ -55,6 +54,3 @@ class NegGen(Strategy):
         neg = torch.where(use_gen[:, None, None], gen, neg)
         index = torch.where(use_gen, torch.full_like(index, cand.shape[1]), index)
         return Selection(neg=neg, index=index, clamped=clamped)
-
-    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
-        return self.select(user, pos, cand, generator)

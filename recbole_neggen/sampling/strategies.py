@@ -231,6 +231,7 @@ class DENS(Strategy):
     """
 
     args_type = DENSArgs
+    choice_input = "layers"
     args: DENSArgs
 
     def __init__(self, args: DENSArgs, embedding_size: int) -> None:
@@ -241,16 +242,23 @@ class DENS(Strategy):
         self.neg_gate = nn.Linear(d, d)  # W_n
         self.pos_gate = nn.Linear(d, d)  # W_p
 
+    def _relevant_pos(self, user: Tensor, pos: Tensor) -> Tensor:
+        """``r_p = p⊙σ(W_i p + W_u u)`` ``[B, L+1, d]``."""
+        return pos * torch.sigmoid(self.item_gate(pos) + self.user_gate(user))
+
     def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
-        rel_pos = pos * torch.sigmoid(self.item_gate(pos) + self.user_gate(user))  # r_p [B, L+1, d]
-        pos_term = self.pos_gate(rel_pos)  # W_p r_p
         with torch.no_grad():
+            pos_term = self.pos_gate(self._relevant_pos(user, pos))  # W_p r_p
             # One [B, M, L+1, d] buffer, updated in place: gate -> r_c -> (1-a)·c - r_c -> u ⊙ (...).
             buf = self.neg_gate(cand).add_(pos_term.unsqueeze(1)).sigmoid_().mul_(cand)
             buf.neg_().add_(cand, alpha=1 - self.args.dens_alpha).mul_(user.unsqueeze(1))
             index = buf.sum(-1).argmax(dim=1)  # [B, L+1]
-        neg = take_layerwise(cand, index)
-        rel_neg = neg * torch.sigmoid(self.neg_gate(neg) + pos_term)  # r_n
+        return Selection(neg=take_layerwise(cand, index), index=index)
+
+    def aux_loss(self, user: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        """The gating loss of the class docstring on the chosen negative ``neg [B, L+1, d]`` (with gradient)."""
+        rel_pos = self._relevant_pos(user, pos)
+        rel_neg = neg * torch.sigmoid(self.neg_gate(neg) + self.pos_gate(rel_pos))  # r_n
         user_bar = pool_layers(user)
 
         def score(x: Tensor) -> Tensor:
@@ -261,4 +269,4 @@ class DENS(Strategy):
         aux = (
             F.softplus(s_irp - s_rp) + F.softplus(s_rn - s_irn) + F.softplus(s_rn - s_rp) + F.softplus(s_irp - s_irn)
         ).mean() / 4
-        return Selection(neg=neg, index=index, aux_loss=self.args.gamma * aux)
+        return self.args.gamma * aux

@@ -23,7 +23,7 @@ def loss_and_grads(model: Any, batch: Any, choice: str) -> tuple[Tensor, dict[st
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("strategy", ["dns", "ahns", "mixgcf"])
+@pytest.mark.parametrize("strategy", ["dns", "ahns", "mixgcf", "dens"])
 def test_nsrec_detached_choice_equals_full_gradient(build: Callable[..., Any], strategy: str) -> None:
     built = build("lightgcn", strategy, neg_params={"n_candidates": 6})
     model, batch = built.model, built.batch()
@@ -35,7 +35,7 @@ def test_nsrec_detached_choice_equals_full_gradient(build: Callable[..., Any], s
         torch.testing.assert_close(grads_a[name], grads_b[name], msg=name)
 
 
-@pytest.mark.parametrize("strategy", ["dns", "mixgcf"])
+@pytest.mark.parametrize("strategy", ["dns", "mixgcf", "dens"])
 def test_neggen_detached_choice_matches_full_gradient_on_the_backbone(tmp_path, strategy: str) -> None:
     config = Config("NegGen", "synthetic", config_dict={**FAST, "prepared_path": str(tmp_path),
                                                         "neg_strategy": strategy, "neg_params": {"n_candidates": 8}})

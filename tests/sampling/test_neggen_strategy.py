@@ -40,6 +40,22 @@ def test_generated_choice_matches_per_row_loop(ratio: float) -> None:
         assert bool((sel.index[has] == 6).all())
 
 
+def test_generated_choice_in_blocks_equals_one_select() -> None:
+    """``choose`` slices the generated negative and its mask with the rows of each block."""
+    strategy = build_strategy("neggen", {"n_candidates": 6, "gen_ratio": 0.5}, D).double()
+    gen = torch.Generator().manual_seed(24)
+    table = torch.randn(20, L1, D, generator=gen, dtype=torch.float64)
+    user, pos = torch.randn(2, 11, L1, D, generator=gen, dtype=torch.float64)
+    cand_ids = torch.randint(0, 20, (11, 6), generator=gen)
+    fake = torch.randn(11, 1, D, generator=gen, dtype=torch.float64)
+    has = torch.rand(11, generator=gen) < 0.7
+    mean = (lambda x: x.mean(1, keepdim=True))
+    whole = strategy.select(mean(user), mean(pos), mean(table[cand_ids].flatten(0, 1)).view(11, 6, 1, D),
+                            torch.Generator().manual_seed(3), gen=fake, gen_mask=has)
+    blocks = strategy.choose(user, pos, table, cand_ids, torch.Generator().manual_seed(3), 4, gen=fake, gen_mask=has)
+    assert torch.equal(blocks.index, whole.index) and bool((whole.index == 6).any())
+
+
 def test_generated_shape_checked() -> None:
     strategy = build_strategy("neggen", {"n_candidates": 4}, D)
     user, pos, cand = make_inputs(22, 3, 4, "normal")

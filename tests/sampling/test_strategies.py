@@ -133,6 +133,30 @@ class StrategyContract:
         chosen = take_layerwise(cand, sel.index) if sel.index.dim() == 2 else take_rows(cand, sel.index)
         assert torch.equal(strategy.negative(sel, pos, chosen), sel.neg)
 
+    @pytest.mark.parametrize("rows_per_block", [1, 3, None])
+    def test_choose_in_blocks_then_finish_equals_select(self, rows_per_block: int | None) -> None:
+        """What models run: the choice without gradient in row blocks among rows of an item table, then the
+        negative (and any auxiliary loss) rebuilt from the chosen rows; equal to one ``select`` call."""
+        strategy = self.make().double()
+        gen = torch.Generator().manual_seed(14)
+        table = torch.randn(30, L1, D, generator=gen, dtype=torch.float64)
+        user, pos = torch.randn(2, 10, L1, D, generator=gen, dtype=torch.float64)
+        cand_ids = torch.randint(0, 30, (10, self.m), generator=gen)
+        whole = self.select(strategy, user, pos, table[cand_ids], 15)
+        if strategy.choice_input == "grad":
+            with pytest.raises(ValueError, match="call select"):
+                strategy.choose(user, pos, table, cand_ids)
+            return
+        chosen = strategy.choose(user, pos, table, cand_ids, torch.Generator().manual_seed(15), rows_per_block)
+        assert torch.equal(chosen.index, whole.index) and chosen.clamped == whole.clamped
+        ids = chosen.item_ids(cand_ids)
+        rows = table[ids] if ids.dim() == 1 else table[ids, torch.arange(L1)]
+        done = strategy.finish(chosen, user, pos, rows)
+        assert torch.equal(done.neg, whole.neg)
+        assert (done.aux_loss is None) == (whole.aux_loss is None)
+        if whole.aux_loss is not None:
+            torch.testing.assert_close(done.aux_loss, whole.aux_loss, rtol=0, atol=0)
+
     def test_all_equal_candidates_tie_break(self) -> None:
         strategy = self.make().double()
         user, pos, cand = make_inputs(3, 5, self.m, "normal")
