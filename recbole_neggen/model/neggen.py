@@ -58,7 +58,7 @@ from recbole_neggen.generation.templates import TAGS
 from recbole_neggen.model import MODELS
 from recbole_neggen.model.nsrec import LossTerms, NSRec
 from recbole_neggen.sampling import Selection
-from recbole_neggen.sampling.base import chosen_rows, index_rows
+from recbole_neggen.sampling.base import chosen_rows, index_rows, row_dots
 from recbole_neggen.sampling.neggen import NegGen as NegGenStrategy
 
 logger = logging.getLogger(__name__)
@@ -271,7 +271,7 @@ class NegGen(NSRec):
         table = items_all + self._item_term.unsqueeze(1)  # per-epoch h̃_j = I_j + sg(λ c̄_j) [n_items, L+1, d]
         mask, types = self.gen_mask[pos_ids], self.gen_type[pos_ids]
         u = user.mean(1)
-        s_gen = torch.bmm(item.mean(1).unsqueeze(1) + offsets, u.unsqueeze(-1)).squeeze(-1)  # ⟨ū, ḡ_{i,k}⟩ [B, K]
+        s_gen = row_dots(item.mean(1).unsqueeze(1) + offsets, u)  # ⟨ū, ḡ_{i,k}⟩ [B, K]
         generated = None
         if isinstance(self.strategy, NegGenStrategy) and self.use_generated:
             index, has = self._choose_generated(s_gen, mask, types)

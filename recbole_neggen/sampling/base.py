@@ -57,6 +57,12 @@ def pool_layers(x: Tensor) -> Tensor:
     return x.squeeze(-2) if x.shape[-2] == 1 else x.mean(dim=-2)
 
 
+def row_dots(x: Tensor, y: Tensor) -> Tensor:
+    """``⟨x[b, n], y[b]⟩``: ``x [B, N, d]``, ``y [B, d]`` -> ``[B, N]``. A broadcast product and sum: for these
+    per-row matrix-vector products it was 2-3× faster on CPU than ``bmm`` (measured at N = 32..96, d = 64)."""
+    return (x * y.unsqueeze(1)).sum(-1)
+
+
 def index_rows(table: Tensor, ids: Tensor) -> Tensor:
     """``table[ids]`` for a row table ``[n, ...]`` and integer ``ids`` of any shape -> ``[*ids.shape, ...]``.
     Uses ``index_select``, whose backward (``index_add_``) is about twice as fast on CPU as the

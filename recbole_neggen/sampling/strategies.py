@@ -20,6 +20,7 @@ from recbole_neggen.sampling.base import (
     draw_index,
     draw_uniform,
     pool_layers,
+    row_dots,
     take_layerwise,
     take_rows,
 )
@@ -29,8 +30,8 @@ AHNS_EPS = 1e-6
 
 
 def candidate_scores(user: Tensor, cand: Tensor) -> Tensor:
-    """``⟨ū, c̄_m⟩``: user ``[B, L+1, d]``, cand ``[B, M, L+1, d]`` -> ``[B, M]`` (one batched product)."""
-    return torch.bmm(pool_layers(cand), pool_layers(user).unsqueeze(-1)).squeeze(-1)
+    """``⟨ū, c̄_m⟩``: user ``[B, L+1, d]``, cand ``[B, M, L+1, d]`` -> ``[B, M]``."""
+    return row_dots(pool_layers(cand), pool_layers(user))
 
 
 # --------------------------------------------------------------------------------------------- RNS / PNS
@@ -151,9 +152,9 @@ class MixGCF(Strategy):
         weight = draw_uniform((b, 1, l1, 1), generator, cand)
         with torch.no_grad():
             # ⟨ū, a·p + (1−a)·c⟩ = a⟨ū, p⟩ + (1−a)⟨ū, c⟩: the [B, M, L+1, d] mixture is never materialised.
-            user_bar = pool_layers(user).unsqueeze(-1)  # [B, d, 1]
-            s_pos = torch.bmm(pos, user_bar).view(b, 1, l1)  # [B, 1, L+1]
-            s_cand = torch.bmm(cand.reshape(b, m * l1, d), user_bar).view(b, m, l1)  # [B, M, L+1]
+            user_bar = pool_layers(user)  # [B, d]
+            s_pos = row_dots(pos, user_bar).view(b, 1, l1)  # [B, 1, L+1]
+            s_cand = row_dots(cand.reshape(b, m * l1, d), user_bar).view(b, m, l1)  # [B, M, L+1]
             w = weight.squeeze(-1)  # [B, 1, L+1]
             index = (w * s_pos + (1 - w) * s_cand).argmax(dim=1)  # [B, L+1]
         selection = Selection(neg=pos, index=index, mix=weight.squeeze(1))

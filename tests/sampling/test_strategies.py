@@ -458,3 +458,25 @@ def test_every_baseline_has_a_contract_test() -> None:
     tested = {cls.name for cls in StrategyContract.__subclasses__()} | {TestPNS.name}
     assert {"rns", "pns", "dns", "dns_mn", "mixgcf", "ahns", "dens"} <= tested  # neggen: test_neggen_strategy.py
     assert tested <= set(STRATEGIES.names())
+
+
+# ----------------------------------------------------------------------------- row helpers
+def test_row_dots_index_rows_chosen_rows_match_loops() -> None:
+    from recbole_neggen.sampling.base import chosen_rows, index_rows, row_dots
+
+    gen = torch.Generator().manual_seed(31)
+    x, y = torch.randn(5, 7, D, generator=gen, dtype=torch.float64), torch.randn(5, D, generator=gen, dtype=torch.float64)
+    dots = row_dots(x, y)
+    assert dots.shape == (5, 7)
+    for b in range(5):
+        for n in range(7):
+            assert dots[b, n].item() == pytest.approx(sum(x[b, n, k].item() * y[b, k].item() for k in range(D)), rel=1e-12)
+    table = torch.randn(9, L1, D, generator=gen)
+    ids = torch.randint(0, 9, (4, 3), generator=gen)
+    rows = index_rows(table, ids)
+    assert rows.shape == (4, 3, L1, D)
+    assert all(torch.equal(rows[b, m], table[ids[b, m]]) for b in range(4) for m in range(3))
+    per_layer = torch.randint(0, 9, (4, L1), generator=gen)
+    chosen = chosen_rows(table, per_layer)
+    assert all(torch.equal(chosen[b, l], table[per_layer[b, l], l]) for b in range(4) for l in range(L1))
+    assert torch.equal(chosen_rows(table, ids[:, 0]), table[ids[:, 0]])
