@@ -184,14 +184,22 @@ class Strategy(nn.Module):
             if rows_per_block is None:
                 per_row = cand_ids.shape[1] * table[0].numel()
                 rows_per_block = max(1, CHOICE_BLOCK // per_row) if table.device.type == "cpu" else len(cand_ids)
-            parts = [self._select_checked(user[s:s + rows_per_block], pos[s:s + rows_per_block],
-                                          index_rows(table, cand_ids[s:s + rows_per_block]), generator,
-                                          {k: v[s:s + rows_per_block] for k, v in extra.items()})
+            prepared = self._choice_table(table)
+            parts = [self._choose_rows(user[s:s + rows_per_block], pos[s:s + rows_per_block], prepared,
+                                       cand_ids[s:s + rows_per_block], generator,
+                                       {k: v[s:s + rows_per_block] for k, v in extra.items()})
                      for s in range(0, len(cand_ids), rows_per_block)]
         return Selection.cat(parts)
 
-    def _select_checked(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None,
-                        extra: dict[str, Tensor]) -> Selection:
+    def _choice_table(self, table: Tensor) -> Any:
+        """Per-batch item-level inputs of the choice that :meth:`_choose_rows` gathers candidates from
+        (no gradient); default: the item table ``[n_items, L+1 or 1, d]`` itself."""
+        return table
+
+    def _choose_rows(self, user: Tensor, pos: Tensor, prepared: Any, ids: Tensor,
+                     generator: torch.Generator | None, extra: dict[str, Tensor]) -> Selection:
+        """One block of :meth:`choose`: candidates ``ids [b, M]`` gathered from ``prepared``, then the choice."""
+        cand = index_rows(prepared, ids)
         self._check_shapes(user, pos, cand)
         return self._select(user, pos, cand, generator, **extra)
 

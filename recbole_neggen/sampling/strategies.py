@@ -19,6 +19,7 @@ from recbole_neggen.sampling.base import (
     Strategy,
     draw_index,
     draw_uniform,
+    index_rows,
     pool_layers,
     row_dots,
     take_layerwise,
@@ -249,12 +250,29 @@ class DENS(Strategy):
 
     def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
         with torch.no_grad():
-            pos_term = self.pos_gate(self._relevant_pos(user, pos))  # W_p r_p
-            # One [B, M, L+1, d] buffer, updated in place: gate -> r_c -> (1-a)·c - r_c -> u ⊙ (...).
-            buf = self.neg_gate(cand).add_(pos_term.unsqueeze(1)).sigmoid_().mul_(cand)
-            buf.neg_().add_(cand, alpha=1 - self.args.dens_alpha).mul_(user.unsqueeze(1))
-            index = buf.sum(-1).argmax(dim=1)  # [B, L+1]
+            index = self._index(user, pos, cand, self.neg_gate(cand))
         return Selection(neg=take_layerwise(cand, index), index=index)
+
+    def _choice_table(self, table: Tensor) -> tuple[Tensor, Tensor]:
+        """The items and their gate pre-activations ``W_n c`` ``[n_items, L+1, d]``: one ``d×d`` product per
+        item and layer instead of one per candidate (a batch draws each item many times)."""
+        return table, self.neg_gate(table)
+
+    def _choose_rows(self, user: Tensor, pos: Tensor, prepared: tuple[Tensor, Tensor], ids: Tensor,
+                     generator: torch.Generator | None, extra: dict[str, Tensor]) -> Selection:
+        table, gate = prepared
+        cand = index_rows(table, ids)
+        self._check_shapes(user, pos, cand)
+        index = self._index(user, pos, cand, index_rows(gate, ids))
+        return Selection(neg=take_layerwise(cand, index), index=index)
+
+    def _index(self, user: Tensor, pos: Tensor, cand: Tensor, cand_gate: Tensor) -> Tensor:
+        """``idx [B, L+1]`` of the class docstring from the candidates and their ``W_n c`` ``[B, M, L+1, d]``
+        (overwritten: the score is built in that buffer in place: gate -> r_c -> (1-a)·c - r_c -> u ⊙ (...))."""
+        pos_term = self.pos_gate(self._relevant_pos(user, pos))  # W_p r_p
+        buf = cand_gate.add_(pos_term.unsqueeze(1)).sigmoid_().mul_(cand)
+        buf.neg_().add_(cand, alpha=1 - self.args.dens_alpha).mul_(user.unsqueeze(1))
+        return buf.sum(-1).argmax(dim=1)
 
     def aux_loss(self, user: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
         """The gating loss of the class docstring on the chosen negative ``neg [B, L+1, d]`` (with gradient)."""
