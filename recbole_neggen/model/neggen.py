@@ -19,7 +19,7 @@ Equations (d = embedding size, ū / Ī the layer means of the backbone, ⟨·,·
 so that s(u, g_{i,k}) = s(u, i) − λ⟨ū, c_{i,k}⟩: the collaborative part and the irrelevant attributes
 shared by an item and its generated negative cancel, and only the effect of the intervened key features
 separates them. Without attention m is affine, so m(x⁺) − m(x⁻) = ½ (W_t Δ_t + W_v Δ_v) with Δ = x⁺ − x⁻
-is computed from the feature difference directly (one pass per variant instead of two), and since
+is computed from the feature difference Δ (precomputed per item and variant; one product instead of two passes), and since
 ḡ_{i,k} = Ī_i + λ(c̄_i − c_{i,k}), choices and L_NCE use layer means [B, K, d]; only the chosen generated
 negative is built layer by layer. With ``causal: False`` (ablation) the item term is λ clip(P(m(x⁺_i))) and the generated
 negative is I_i + λ clip(P(m(x⁻_{i,k}))): no difference is formed.
@@ -130,13 +130,17 @@ class ModalEncoder(nn.Module):
         return tokens.mean(-2)
 
     def difference(self, pos_text: Tensor, pos_visual: Tensor, neg_text: Tensor, neg_visual: Tensor) -> Tensor:
-        """``m(x⁺) − m(x⁻_k)``: positives ``[N, r]``, variants ``[N, K, r]`` -> ``[N, K, d]``."""
-        if self.attention is None:  # affine m: the biases cancel, one product on the difference
-            delta_t, delta_v = pos_text.unsqueeze(1) - neg_text, pos_visual.unsqueeze(1) - neg_visual
-            return (F.linear(delta_t, self.text.weight) + F.linear(delta_v, self.visual.weight)) / 2
+        """``m(x⁺) − m(x⁻_k)``: positives ``[N, r]``, variants ``[N, K, r]`` -> ``[N, K, d]`` (two passes)."""
         n, k = neg_text.shape[:2]
         m_neg = self(neg_text.flatten(0, 1), neg_visual.flatten(0, 1)).view(n, k, -1)
         return self(pos_text, pos_visual).unsqueeze(1) - m_neg
+
+    def feature_difference(self, delta: Tensor) -> Tensor:
+        """``m(x⁺) − m(x⁻)`` of an affine ``m`` (no attention) from the feature differences ``delta [..., 2r]``
+        (text then visual): the biases cancel, one product ``½ [W_t W_v] delta`` -> ``[..., d]``."""
+        if self.attention is not None:
+            raise ValueError("feature_difference needs an affine encoder (neggen_attention: none)")
+        return F.linear(delta, torch.cat([self.text.weight, self.visual.weight], dim=1)) / 2
 
 
 @MODELS.register("NegGen")
@@ -161,6 +165,11 @@ class NegGen(NSRec):
         self.encoder = ModalEncoder(self.pos_text.shape[1], d, config["neggen_attention"] != "none",
                                     int(config["neggen_heads"]))
         self.projector = Projector(d)
+        if self.causal and self.encoder.attention is None:  # Δ = x⁺ − x⁻ [n_items, K, 2r], fixed
+            delta = torch.cat([self.pos_text.unsqueeze(1) - self.neg_text, self.pos_visual.unsqueeze(1) - self.neg_visual], -1)
+            self.register_buffer("delta", delta, persistent=False)
+        else:
+            self.delta = None
         self._item_term: Tensor | None = None  # c̄ (or P(m⁺)) for every item, no grad, refreshed per epoch
 
     # ------------------------------------------------------------------ bank
@@ -200,13 +209,18 @@ class NegGen(NSRec):
         return index_rows(term, inverse), index_rows(offsets, inverse)
 
     def _unique_terms(self, items: Tensor) -> tuple[Tensor, Tensor]:
-        mask = self.gen_mask[items]  # [N, K]
-        pos_t, pos_v, neg_t, neg_v = (x[items] for x in (self.pos_text, self.pos_visual, self.neg_text, self.neg_visual))
+        mask = index_rows(self.gen_mask, items)  # [N, K]
         if self.causal:
-            effect = clip_norm(self.projector(self.encoder.difference(pos_t, pos_v, neg_t, neg_v)))  # c_{i,k} [N, K, d]
+            if self.delta is not None:
+                diff = self.encoder.feature_difference(index_rows(self.delta, items))
+            else:
+                diff = self.encoder.difference(*(index_rows(x, items) for x in (
+                    self.pos_text, self.pos_visual, self.neg_text, self.neg_visual)))
+            effect = clip_norm(self.projector(diff))  # c_{i,k} [N, K, d]
             weight = mask.float()
             mean = (effect * weight.unsqueeze(-1)).sum(1) / weight.sum(1, keepdim=True).clamp(min=1)
             return self.lam * mean, self.lam * (mean.unsqueeze(1) - effect)
+        pos_t, pos_v, neg_t, neg_v = (index_rows(x, items) for x in (self.pos_text, self.pos_visual, self.neg_text, self.neg_visual))
         n, k = mask.shape
         m_neg = self.encoder(neg_t.flatten(0, 1), neg_v.flatten(0, 1)).view(n, k, -1)  # [N, K, d]
         has = mask.any(1, keepdim=True).float()
