@@ -268,11 +268,13 @@ class DENS(Strategy):
 
     def _index(self, user: Tensor, pos: Tensor, cand: Tensor, cand_gate: Tensor) -> Tensor:
         """``idx [B, L+1]`` of the class docstring from the candidates and their ``W_n c`` ``[B, M, L+1, d]``
-        (overwritten: the score is built in that buffer in place: gate -> r_c -> (1-a)·c - r_c -> u ⊙ (...))."""
+        (overwritten in place). The score is ``⟨u, (1−a)c − c⊙g_c⟩ = −⟨u⊙c, g_c − (1−a)⟩``, so the hardest
+        candidate is the first minimiser of ``⟨u⊙c, g_c − (1−a)⟩`` (same ties, fewer passes)."""
         pos_term = self.pos_gate(self._relevant_pos(user, pos))  # W_p r_p
-        buf = cand_gate.add_(pos_term.unsqueeze(1)).sigmoid_().mul_(cand)
-        buf.neg_().add_(cand, alpha=1 - self.args.dens_alpha).mul_(user.unsqueeze(1))
-        return buf.sum(-1).argmax(dim=1)
+        gate = cand_gate.add_(pos_term.unsqueeze(1)).sigmoid_()  # g_c
+        if self.args.dens_alpha != 1.0:
+            gate.sub_(1.0 - self.args.dens_alpha)
+        return gate.mul_(cand).mul_(user.unsqueeze(1)).sum(-1).argmin(dim=1)
 
     def aux_loss(self, user: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
         """The gating loss of the class docstring on the chosen negative ``neg [B, L+1, d]`` (with gradient)."""
