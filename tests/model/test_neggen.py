@@ -46,7 +46,7 @@ def test_first_run_builds_bank_later_runs_reuse_it(prepared, tmp_path, caplog):
     {"neggen_causal": False}, {"neggen_balance": False}, {"neggen_modalities": ["text"]},
     {"neggen_modalities": ["visual"]}, {"neggen_generated": False}, {"neggen_attention": "mha"},
     {"neg_strategy": "dns", "neg_params": {"n_candidates": 8}}, {"neg_strategy": "mixgcf", "neg_params": {"n_candidates": 8}},
-    {"backbone": "mf"},
+    {"neg_strategy": "dens", "neg_params": {"n_candidates": 8}}, {"backbone": "mf"}, {"backbone": "freedom"},
 ])
 def test_ablations_train(prepared, tmp_path, ablation):
     result = run(prepared, tmp_path, **ablation, epochs=1)
