@@ -50,7 +50,7 @@ def test_locate_by_name_path_and_error_lists_packaged(tmp_path):
     assert locate_spec("bench_synthetic", "bench_") == spec_dir().resolve() / "bench_synthetic.yaml"
     own = write(tmp_path, "dataset: x\n", "mine.yaml")
     assert locate_spec(str(own), "bench_") == own.resolve()
-    with pytest.raises(SpecError, match="no spec 'bench_nope'.*packaged: bench_baby_lightgcn, .*bench_synthetic$"):
+    with pytest.raises(SpecError, match="no spec 'bench_nope'.*packaged: bench_baby_freedom_cpu, bench_baby_lightgcn, .*bench_synthetic$"):
         locate_spec("bench_nope", "bench_")
 
 
