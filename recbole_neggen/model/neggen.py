@@ -330,10 +330,10 @@ class NegGen(NSRec):
         real_ids = replace(selection, index=selection.index.clamp(max=m - 1)).item_ids(cand_ids)  # index m: generated
         term = self._terms(real_ids.reshape(-1))[0].view(*real_ids.shape, -1)  # [B, d] or per layer [B, L+1, d]
         rows = chosen_rows(items_all, real_ids) + (term.unsqueeze(1) if real_ids.dim() == 1 else term)
+        selection = self.strategy.finish(selection, user, pos, rows)
         if generated is None:
-            return self.strategy.finish(selection, user, pos, rows)
-        real = self.strategy.negative(selection, pos, rows)
-        return replace(selection, neg=torch.where((selection.index < m).view(-1, 1, 1), real, generated[0]))
+            return selection
+        return replace(selection, neg=torch.where((selection.index < m).view(-1, 1, 1), selection.neg, generated[0]))
 
     def _log_modalities(self, s_pos: Tensor, s_gen: Tensor, mask: Tensor, types: Tensor) -> None:
         if not self._epoch_stats:
