@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from recbole_neggen.model.backbones import BACKBONES, Backbone, bipartite_adjacency, edge_norm, propagate
+from recbole_neggen.model.backbones import BACKBONES, Backbone, bipartite_adjacency, edge_norm, layer_stack, propagate
 from recbole_neggen.sampling.args import param
 
 logger = logging.getLogger(__name__)
@@ -278,13 +278,8 @@ class FREEDOM(Backbone):
         h = self.item_embedding.weight
         for _ in range(self.args.n_mm_layers):
             h = propagate(self.item_graph, h, self.item_graph_t)  # [n_items, d]
-        ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight], dim=0)  # [n_u + n_i, d]
-        layers = [ego]
-        for _ in range(self.args.n_layers):
-            ego = propagate(adjacency, ego)  # symmetric
-            layers.append(ego)
-        stacked = torch.stack(layers, dim=1)  # [n_u + n_i, L+1, d]
-        users, items = stacked.split([self.n_users, self.n_items])  # backward: one cat, no zero-filled slices
+        users, items = layer_stack(adjacency, self.user_embedding.weight, self.item_embedding.weight,
+                                   self.args.n_layers)
         return users, items + h.unsqueeze(1)
 
     def aux_loss(self, user: Tensor, pos_ids: Tensor, neg_ids: Tensor) -> Tensor | None:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from recbole_neggen.model import multimodal
-from recbole_neggen.model.backbones import normalized_adjacency, propagate
+from recbole_neggen.model.backbones import layer_stack, normalized_adjacency, propagate
 from recbole_neggen.model.multimodal import (
     FREEDOMArgs,
     item_features,
@@ -174,6 +174,32 @@ def test_propagate_matches_dense_product_and_gradient(symmetric: bool) -> None:
     (grad,) = torch.autograd.grad((out * weight).sum(), x)
     torch.testing.assert_close(out, dense @ x)
     torch.testing.assert_close(grad, dense.T @ weight)
+
+
+@pytest.mark.parametrize("n_layers", [0, 1, 3])
+@pytest.mark.parametrize("used", ["both", "items"])
+def test_layer_stack_matches_dense_powers_and_gradient(n_layers: int, used: str) -> None:
+    gen = torch.Generator().manual_seed(n_layers)
+    n_users, n_items, d = 4, 5, 3
+    r = torch.rand(n_users, n_items, generator=gen, dtype=torch.float64) * (torch.rand(n_users, n_items, generator=gen) < 0.5)
+    dense = torch.zeros(n_users + n_items, n_users + n_items, dtype=torch.float64)
+    dense[:n_users, n_users:], dense[n_users:, :n_users] = r, r.T
+    user_w, item_w = (torch.randn(n, d, generator=gen, dtype=torch.float64, requires_grad=True) for n in (n_users, n_items))
+    weights = [torch.randn(n, n_layers + 1, d, generator=gen, dtype=torch.float64) for n in (n_users, n_items)]
+
+    def loss(users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return (items * weights[1]).sum() + ((users * weights[0]).sum() if used == "both" else 0.0)
+
+    users, items = layer_stack(dense.to_sparse_csr(), user_w, item_w, n_layers)
+    grads = torch.autograd.grad(loss(users, items), (user_w, item_w))
+    ego = torch.cat([user_w, item_w])
+    layers = [ego]
+    for _ in range(n_layers):
+        layers.append(dense @ layers[-1])
+    ref_users, ref_items = torch.stack(layers, 1).split([n_users, n_items])
+    ref_grads = torch.autograd.grad(loss(ref_users, ref_items), (user_w, item_w))
+    torch.testing.assert_close((users, items), (ref_users, ref_items))
+    torch.testing.assert_close(grads, ref_grads)
 
 
 def test_freedom_layers_follow_the_documented_equations(build: Callable[..., Built]) -> None:
