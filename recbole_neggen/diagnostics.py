@@ -195,8 +195,7 @@ class NegativeDiagnostics:
         }
         out.update(self._item_measures(users.cpu(), selection, cand_ids))
         if hasattr(model, "gen_mask"):
-            out.update(self._generated_measures(model, batch[self.iid].long(), user, pos, selection,
-                                                cand_ids.shape[1]))
+            out.update(self._generated_measures(model, batch[self.iid].long(), user, pos, selection))
         return out
 
     def _percentiles(self, user: Tensor, items: Tensor, s_neg: Tensor) -> Tensor:
@@ -206,11 +205,11 @@ class NegativeDiagnostics:
             for u, s, a in zip(user.split(chunk), s_neg.split(chunk), self.admissible.split(chunk))])
 
     def _item_measures(self, users: Tensor, selection: Selection, cand_ids: Tensor) -> dict[str, float]:
-        m = cand_ids.shape[1]
-        real = (selection.index < m).cpu()  # [B] or [B, L+1]; index m marks a generated negative
-        ids = Selection(selection.neg, selection.index.clamp(max=m - 1)).item_ids(cand_ids).cpu()
-        rows = users.unsqueeze(1).expand_as(ids) if ids.dim() == 2 else users
-        chosen, chosen_users = ids[real], rows[real]
+        chosen = selection.item_ids(cand_ids).cpu()  # [B] or [B, L+1]
+        chosen_users = users.unsqueeze(1).expand_as(chosen) if chosen.dim() == 2 else users
+        if selection.generated is not None:  # rows served a generated negative have no real item
+            real = ~selection.generated.cpu()
+            chosen, chosen_users = chosen[real], chosen_users[real]
         fn = false_negatives(chosen_users, chosen, self.valid_keys, self.n_items)
         return {
             "false_negative_share": float(fn.double().mean()) if fn.numel() else math.nan,
@@ -218,8 +217,8 @@ class NegativeDiagnostics:
             "popularity_gap": popularity_gap(chosen, self.reference, self.sampler.item_counts),
         }
 
-    def _generated_measures(self, model: Any, pos_ids: Tensor, user: Tensor, pos: Tensor, selection: Selection,
-                            m: int) -> dict[str, float]:
+    def _generated_measures(self, model: Any, pos_ids: Tensor, user: Tensor, pos: Tensor,
+                            selection: Selection) -> dict[str, float]:
         """NegGen: h̄ = p̄ (item + its item term), ḡ_k = p̄ − item term + offset_k (``model._terms``)."""
         with torch.no_grad():
             items, row_item = pos_ids.unique(return_inverse=True)
@@ -228,7 +227,7 @@ class NegativeDiagnostics:
             mask, types = model.gen_mask[pos_ids], model.gen_type[pos_ids]
             loss = F.softplus((user.unsqueeze(1) * gen).sum(-1) - (user * pos).sum(-1, keepdim=True))
             values = {"cos": cosine_to_variants(pos, gen), "changes": model.n_changes[pos_ids], "loss": loss}
-        served = float((selection.index == m).double().mean()) if selection.index.dim() == 1 else 0.0
+        served = 0.0 if selection.generated is None else float(selection.generated.double().mean())
         out = {"gen_served_share": served}
         for name, value in values.items():
             out.update({f"gen_{name}_{t}": v for t, v in per_type_mean(value, mask, types).items()})

@@ -313,27 +313,22 @@ class NegGen(NSRec):
         Unless the strategy needs candidates with gradient, the real choice is rebuilt with gradient from
         its rows of ``items_all`` plus a fresh item term, h_j = I_j + λ c̄_j: without the content term's
         gradient on negatives, BPR could raise every score through the content term alone."""
-        m = cand_ids.shape[1]
-        # ``neggen`` chooses on layer means (choice_input "means"), so it gets the generated negative's mean
-        extra = {} if generated is None else {"gen": generated[0].mean(1, keepdim=True), "gen_mask": generated[1]}
-        grad = self.strategy.choice_input == "grad"
-        if grad:
+        extra = {} if generated is None else {"gen": generated[0], "gen_mask": generated[1]}
+        if self.strategy.choice_input == "grad":
             selection = self.strategy.select(user, pos, index_rows(table, cand_ids), self.generator, **extra)
         else:
-            selection = self.strategy.choose(user, pos, table, cand_ids, self.generator, **extra)
+            choice_extra = {k: v for k, v in extra.items() if k == "gen_mask"}
+            selection = self.strategy.choose(user, pos, table, cand_ids, self.generator, **choice_extra)
+            real_ids = selection.item_ids(cand_ids)
+            term = self._terms(real_ids.reshape(-1))[0].view(*real_ids.shape, -1)  # [B, d] or per layer [B, L+1, d]
+            rows = chosen_rows(items_all, real_ids) + (term.unsqueeze(1) if real_ids.dim() == 1 else term)
+            selection = self.strategy.finish(selection, user, pos, rows, **extra)
         if self._epoch_stats:
             self._epoch_stats["rows"] += float(len(pos))
-            self._epoch_stats["served_generated"] += float((selection.index == m).sum())
+            if selection.generated is not None:
+                self._epoch_stats["served_generated"] += float(selection.generated.sum())
             self._epoch_stats["ahns_clamped"] += float(selection.clamped)
-        if grad:
-            return selection
-        real_ids = replace(selection, index=selection.index.clamp(max=m - 1)).item_ids(cand_ids)  # index m: generated
-        term = self._terms(real_ids.reshape(-1))[0].view(*real_ids.shape, -1)  # [B, d] or per layer [B, L+1, d]
-        rows = chosen_rows(items_all, real_ids) + (term.unsqueeze(1) if real_ids.dim() == 1 else term)
-        selection = self.strategy.finish(selection, user, pos, rows)
-        if generated is None:
-            return selection
-        return replace(selection, neg=torch.where((selection.index < m).view(-1, 1, 1), selection.neg, generated[0]))
+        return selection
 
     def _log_modalities(self, s_pos: Tensor, s_gen: Tensor, mask: Tensor, types: Tensor) -> None:
         if not self._epoch_stats:

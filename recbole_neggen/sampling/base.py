@@ -21,29 +21,33 @@ from recbole_neggen.sampling.candidates import Distribution
 
 @dataclass(frozen=True)
 class Selection:
-    """Result of :meth:`Strategy.select`.
+    """Result of :meth:`Strategy.select` (or of :meth:`Strategy.choose`, then :meth:`Strategy.finish`).
 
-    neg: ``[B, L+1, d]`` chosen (or synthesised) negative, differentiable.
     index: ``[B]`` chosen candidate per row, or ``[B, L+1]`` per row and layer (MixGCF, DENS).
+    neg: ``[B, L+1, d]`` chosen (or synthesised) negative, differentiable; ``None`` after :meth:`Strategy.choose`
+        until :meth:`Strategy.finish` builds it.
     aux_loss: scalar auxiliary loss already weighted by its coefficient (DENS), else ``None``.
     clamped: rows whose AHNS base ``s_pos + alpha`` was clamped up to epsilon (0 for other strategies).
     mix: ``[B, L+1, 1]`` weight of the positive in a mixed negative (MixGCF), else ``None``.
+    generated: ``[B]`` rows served a generated negative instead of candidate ``index`` (``neggen``), else ``None``.
     """
 
-    neg: Tensor
     index: Tensor
+    neg: Tensor | None = None
     aux_loss: Tensor | None = None
     clamped: int = 0
     mix: Tensor | None = None
+    generated: Tensor | None = None
 
     @staticmethod
     def cat(parts: Sequence["Selection"]) -> "Selection":
-        """Selections of consecutive row blocks -> one selection of all rows (``clamped`` summed; no
-        ``aux_loss``, which is computed once on the whole batch)."""
-        mixes = [p.mix for p in parts]
-        return Selection(neg=torch.cat([p.neg for p in parts]), index=torch.cat([p.index for p in parts]),
-                         clamped=sum(p.clamped for p in parts),
-                         mix=None if mixes[0] is None else torch.cat(mixes))  # type: ignore[arg-type]
+        """Choices (no ``neg``, no ``aux_loss``) of consecutive row blocks -> one choice of all rows."""
+
+        def joined(values: list[Tensor | None]) -> Tensor | None:
+            return None if values[0] is None else torch.cat(values)  # type: ignore[arg-type]
+
+        return Selection(index=torch.cat([p.index for p in parts]), clamped=sum(p.clamped for p in parts),
+                         mix=joined([p.mix for p in parts]), generated=joined([p.generated for p in parts]))
 
     def item_ids(self, cand_ids: Tensor) -> Tensor:
         """Item ids of the chosen candidates: ``cand_ids [B, M]`` -> ``[B]`` or ``[B, L+1]`` like ``index``."""
@@ -90,6 +94,12 @@ def take_layerwise(cand: Tensor, index: Tensor) -> Tensor:
     return cand.gather(1, expanded).squeeze(1)
 
 
+def take_chosen(cand: Tensor, index: Tensor) -> Tensor:
+    """The chosen candidate rows ``[B, L+1, d]``: :func:`take_rows` for ``index [B]``, :func:`take_layerwise`
+    for ``index [B, L+1]``."""
+    return take_rows(cand, index) if index.dim() == 1 else take_layerwise(cand, index)
+
+
 def draw_uniform(shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor) -> Tensor:
     """``U[0, 1)`` of ``shape`` in ``like``'s dtype and device, drawn on the generator's own device
     (a CPU generator may drive a model on an accelerator)."""
@@ -112,9 +122,10 @@ the core's L2 cache between the gather and the scoring. Choosing among [2048, 32
 class Strategy(nn.Module):
     """Base of all negative-sampling strategies (``nn.Module`` so a model can own one as a submodule).
 
-    Subclasses set ``args_type`` and implement :meth:`_select`; :meth:`select` validates shapes first.
-    ``n_candidates`` and ``distribution`` tell the data loader what to draw (``pop_alpha`` is the
-    popularity exponent, used only when ``distribution == "popularity"``).
+    Subclasses set ``args_type`` and implement :meth:`_choose` (the choice, without gradient) and, when the
+    negative is not the chosen candidate itself, :meth:`negative`. ``n_candidates`` and ``distribution``
+    tell the data loader what to draw (``pop_alpha`` is the popularity exponent, used only when
+    ``distribution == "popularity"``).
     """
 
     args_type: ClassVar[type[StrategyArgs]] = StrategyArgs
@@ -153,14 +164,16 @@ class Strategy(nn.Module):
     def select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None = None,
                **extra: Tensor) -> Selection:
         """Choose one negative per row; see the module docstring for shapes. ``extra``: per-row inputs of
-        strategies that take more than the candidates (``neggen``'s generated negative)."""
+        strategies that take more than the candidates (``neggen``'s generated negative and its mask)."""
         self._check_shapes(user, pos, cand)
-        selection = self._select(user, pos, cand, generator, **extra)
-        aux = self.aux_loss(user, pos, selection.neg)
-        return selection if aux is None else replace(selection, aux_loss=aux)
+        with torch.no_grad():
+            selection = self._choose(user, pos, cand, generator, **extra)
+        return self.finish(selection, user, pos, take_chosen(cand, selection.index), **extra)
 
-    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None,
+    def _choose(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None,
                 **extra: Tensor) -> Selection:
+        """The choice (``index`` and any ``clamped`` / ``mix`` / ``generated``; no ``neg``) among ``cand``;
+        called without gradient."""
         raise NotImplementedError
 
     def aux_loss(self, user: Tensor, pos: Tensor, neg: Tensor) -> Tensor | None:
@@ -201,18 +214,19 @@ class Strategy(nn.Module):
         """One block of :meth:`choose`: candidates ``ids [b, M]`` gathered from ``prepared``, then the choice."""
         cand = index_rows(prepared, ids)
         self._check_shapes(user, pos, cand)
-        return self._select(user, pos, cand, generator, **extra)
+        return self._choose(user, pos, cand, generator, **extra)
 
-    def finish(self, selection: Selection, user: Tensor, pos: Tensor, chosen: Tensor) -> Selection:
-        """``selection`` (from :meth:`choose`) with the negative rebuilt from the chosen rows re-gathered with
-        gradient (:meth:`negative`) and the :meth:`aux_loss` on it; equals :meth:`select` on the same rows."""
-        neg = self.negative(selection, pos, chosen)
+    def finish(self, selection: Selection, user: Tensor, pos: Tensor, chosen: Tensor, **extra: Tensor) -> Selection:
+        """``selection`` (from :meth:`choose`) with the negative built from the chosen rows ``chosen [B, L+1, d]``
+        re-gathered with gradient (:meth:`negative`) and the :meth:`aux_loss` on it; equals :meth:`select`
+        on the same rows."""
+        neg = self.negative(selection, pos, chosen, **extra)
         return replace(selection, neg=neg, aux_loss=self.aux_loss(user, pos, neg))
 
-    def negative(self, selection: Selection, pos: Tensor, chosen: Tensor) -> Tensor:
-        """The negative ``[B, L+1, d]`` rebuilt from the positive ``[B, L+1, d]`` and the chosen candidate
-        rows ``chosen [B, L+1, d]`` (``cand[b, index[b]]``, or ``cand[b, index[b, l], l]`` per layer);
-        equals ``selection.neg``. Default: the chosen rows themselves."""
+    def negative(self, selection: Selection, pos: Tensor, chosen: Tensor, **extra: Tensor) -> Tensor:
+        """The negative ``[B, L+1, d]`` from the positive ``[B, L+1, d]`` and the chosen candidate rows
+        ``chosen [B, L+1, d]`` (``cand[b, index[b]]``, or ``cand[b, index[b, l], l]`` per layer). Default: the
+        chosen rows themselves."""
         return chosen
 
     def _check_shapes(self, user: Tensor, pos: Tensor, cand: Tensor) -> None:

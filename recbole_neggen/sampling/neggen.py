@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from recbole_neggen.sampling.args import param
-from recbole_neggen.sampling.base import STRATEGIES, Selection, Strategy, take_rows
+from recbole_neggen.sampling.base import STRATEGIES, Selection, Strategy
 from recbole_neggen.sampling.strategies import AHNSArgs, ahns_index, candidate_scores
 
 
@@ -27,30 +27,34 @@ class NegGen(Strategy):
     index; ``ahns``: AHNS's adaptive target), replaced by the row's generated negative with probability
     ``gen_ratio`` where one exists.
 
-    ``gen`` ``[B, L+1, d]`` is the (already hardness- and modality-chosen) generated negative of each row and
-    ``gen_mask`` ``[B]`` says which rows have one. Index ``M`` in :attr:`Selection.index` marks a generated
-    choice. Without ``gen`` it is exactly DNS (or AHNS).
+    ``gen_mask`` ``[B]`` (a choice input) says which rows have a generated negative; ``gen`` ``[B, L+1, d]``
+    (an input of :meth:`negative`) is that negative, already hardness- and modality-chosen.
+    :attr:`Selection.generated` marks the rows served it; ``index`` stays their real choice. Without
+    ``gen_mask`` it is exactly DNS (or AHNS).
     """
 
     args_type = NegGenArgs
     choice_input = "means"
 
-    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None,
-                gen: Tensor | None = None, gen_mask: Tensor | None = None) -> Selection:
+    def _choose(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None,
+                gen_mask: Tensor | None = None, gen: Tensor | None = None) -> Selection:
         clamped = 0
         if self.args.real == "ahns":
             index, clamped = ahns_index(user, pos, cand, self.args)
         else:
-            with torch.no_grad():
-                index = candidate_scores(user, cand).argmax(dim=1)  # [B]
-        neg = take_rows(cand, index)
-        if gen is None:
-            return Selection(neg=neg, index=index, clamped=clamped)
-        if gen.shape != user.shape or gen_mask is None or gen_mask.shape != user.shape[:1]:
-            raise ValueError(f"gen must be {list(user.shape)} with gen_mask [{user.shape[0]}], "
-                             f"got {list(gen.shape)} and {None if gen_mask is None else list(gen_mask.shape)}")
-        draw = torch.rand(user.shape[0], generator=generator).to(user.device)  # CPU generator, any device
-        use_gen = gen_mask & (draw < self.args.gen_ratio)  # [B]
-        neg = torch.where(use_gen[:, None, None], gen, neg)
-        index = torch.where(use_gen, torch.full_like(index, cand.shape[1]), index)
-        return Selection(neg=neg, index=index, clamped=clamped)
+            index = candidate_scores(user, cand).argmax(dim=1)  # [B]
+        if gen_mask is None:
+            return Selection(index=index, clamped=clamped)
+        if gen_mask.shape != index.shape:
+            raise ValueError(f"gen_mask must be [{len(index)}], got {list(gen_mask.shape)}")
+        draw = torch.rand(len(index), generator=generator).to(index.device)  # CPU generator, any device
+        return Selection(index=index, clamped=clamped, generated=gen_mask & (draw < self.args.gen_ratio))
+
+    def negative(self, selection: Selection, pos: Tensor, chosen: Tensor, gen: Tensor | None = None,
+                 gen_mask: Tensor | None = None) -> Tensor:
+        """The chosen real rows, with ``gen`` ``[B, L+1, d]`` on the rows marked ``selection.generated``."""
+        if selection.generated is None:
+            return chosen
+        if gen is None or gen.shape != chosen.shape:
+            raise ValueError(f"gen must be {list(chosen.shape)}, got {None if gen is None else list(gen.shape)}")
+        return torch.where(selection.generated.view(-1, 1, 1), gen, chosen)

@@ -5,7 +5,7 @@ Scores are inner products. Every argmax / argmin / top-N breaks ties by the lowe
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -22,8 +22,6 @@ from recbole_neggen.sampling.base import (
     index_rows,
     pool_layers,
     row_dots,
-    take_layerwise,
-    take_rows,
 )
 
 AHNS_EPS = 1e-6
@@ -50,9 +48,8 @@ class RNS(Strategy):
     args_type = RNSArgs
     choice_input = "means"
 
-    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
-        index = torch.zeros(cand.shape[0], dtype=torch.long, device=cand.device)
-        return Selection(neg=take_rows(cand, index), index=index)
+    def _choose(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
+        return Selection(index=torch.zeros(cand.shape[0], dtype=torch.long, device=cand.device))
 
 
 @dataclass(frozen=True)
@@ -94,10 +91,8 @@ class DNS(Strategy):
     args_type = DNSArgs
     choice_input = "means"
 
-    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
-        with torch.no_grad():
-            index = candidate_scores(user, cand).argmax(dim=1)
-        return Selection(neg=take_rows(cand, index), index=index)
+    def _choose(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
+        return Selection(index=candidate_scores(user, cand).argmax(dim=1))
 
 
 @dataclass(frozen=True)
@@ -120,12 +115,10 @@ class DNSMN(Strategy):
     choice_input = "means"
     args: DNSMNArgs
 
-    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
-        with torch.no_grad():
-            order = candidate_scores(user, cand).sort(dim=1, descending=True, stable=True).indices
-            pick = draw_index(self.args.top_n, (cand.shape[0], 1), generator, cand)
-            index = order.gather(1, pick).squeeze(1)
-        return Selection(neg=take_rows(cand, index), index=index)
+    def _choose(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
+        order = candidate_scores(user, cand).sort(dim=1, descending=True, stable=True).indices
+        pick = draw_index(self.args.top_n, (cand.shape[0], 1), generator, cand)
+        return Selection(index=order.gather(1, pick).squeeze(1))
 
 
 # --------------------------------------------------------------------------------------------- MixGCF
@@ -148,20 +141,17 @@ class MixGCF(Strategy):
     args_type = MixGCFArgs
     choice_input = "layers"
 
-    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
+    def _choose(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
         b, m, l1, d = cand.shape
-        weight = draw_uniform((b, 1, l1, 1), generator, cand)
-        with torch.no_grad():
-            # ⟨ū, a·p + (1−a)·c⟩ = a⟨ū, p⟩ + (1−a)⟨ū, c⟩: the [B, M, L+1, d] mixture is never materialised.
-            user_bar = pool_layers(user)  # [B, d]
-            s_pos = row_dots(pos, user_bar).view(b, 1, l1)  # [B, 1, L+1]
-            s_cand = row_dots(cand.reshape(b, m * l1, d), user_bar).view(b, m, l1)  # [B, M, L+1]
-            w = weight.squeeze(-1)  # [B, 1, L+1]
-            index = (w * s_pos + (1 - w) * s_cand).argmax(dim=1)  # [B, L+1]
-        selection = Selection(neg=pos, index=index, mix=weight.squeeze(1))
-        return replace(selection, neg=self.negative(selection, pos, take_layerwise(cand, index)))
+        w = draw_uniform((b, 1, l1), generator, cand)  # a [B, 1, L+1]
+        # ⟨ū, a·p + (1−a)·c⟩ = a⟨ū, p⟩ + (1−a)⟨ū, c⟩: the [B, M, L+1, d] mixture is never materialised.
+        user_bar = pool_layers(user)  # [B, d]
+        s_pos = row_dots(pos, user_bar).view(b, 1, l1)  # [B, 1, L+1]
+        s_cand = row_dots(cand.reshape(b, m * l1, d), user_bar).view(b, m, l1)  # [B, M, L+1]
+        index = (w * s_pos + (1 - w) * s_cand).argmax(dim=1)  # [B, L+1]
+        return Selection(index=index, mix=w.view(b, l1, 1))
 
-    def negative(self, selection: Selection, pos: Tensor, chosen: Tensor) -> Tensor:
+    def negative(self, selection: Selection, pos: Tensor, chosen: Tensor, **extra: Tensor) -> Tensor:
         """``a·p + (1−a)·c`` per layer with the drawn weights ``a = selection.mix``."""
         return selection.mix * pos + (1 - selection.mix) * chosen
 
@@ -192,9 +182,9 @@ class AHNS(Strategy):
     choice_input = "means"
     args: AHNSArgs
 
-    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
+    def _choose(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
         index, clamped = ahns_index(user, pos, cand, self.args)
-        return Selection(neg=take_rows(cand, index), index=index, clamped=clamped)
+        return Selection(index=index, clamped=clamped)
 
 
 def ahns_index(user: Tensor, pos: Tensor, cand: Tensor, args: AHNSArgs) -> tuple[Tensor, int]:
@@ -248,10 +238,8 @@ class DENS(Strategy):
         """``r_p = p⊙σ(W_i p + W_u u)`` ``[B, L+1, d]``."""
         return pos * torch.sigmoid(self.item_gate(pos) + self.user_gate(user))
 
-    def _select(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
-        with torch.no_grad():
-            index = self._index(user, pos, cand, self.neg_gate(cand))
-        return Selection(neg=take_layerwise(cand, index), index=index)
+    def _choose(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
+        return Selection(index=self._index(user, pos, cand, self.neg_gate(cand)))
 
     def _choice_table(self, table: Tensor) -> tuple[Tensor, Tensor]:
         """The items and their gate pre-activations ``W_n c`` ``[n_items, L+1, d]``: one ``d×d`` product per
@@ -263,8 +251,7 @@ class DENS(Strategy):
         table, gate = prepared
         cand = index_rows(table, ids)
         self._check_shapes(user, pos, cand)
-        index = self._index(user, pos, cand, index_rows(gate, ids))
-        return Selection(neg=take_layerwise(cand, index), index=index)
+        return Selection(index=self._index(user, pos, cand, index_rows(gate, ids)))
 
     def _index(self, user: Tensor, pos: Tensor, cand: Tensor, cand_gate: Tensor) -> Tensor:
         """``idx [B, L+1]`` of the class docstring from the candidates and their ``W_n c`` ``[B, M, L+1, d]``

@@ -32,12 +32,13 @@ def test_generated_choice_matches_per_row_loop(ratio: float) -> None:
     u, c = exact(user), exact(cand)
     for b in range(40):
         hardest = first_argmax([dot(mean_layers(u[b]), mean_layers(c[b][m])) for m in range(6)])
+        assert sel.index[b] == hardest
         if bool(has[b]) and float(draws[b]) < ratio:
-            assert sel.index[b] == 6 and torch.equal(sel.neg[b], gen[b])
+            assert sel.generated[b] and torch.equal(sel.neg[b], gen[b])
         else:
-            assert sel.index[b] == hardest and torch.equal(sel.neg[b], cand[b, hardest])
+            assert not sel.generated[b] and torch.equal(sel.neg[b], cand[b, hardest])
     if ratio == 1.0:
-        assert bool((sel.index[has] == 6).all())
+        assert bool(sel.generated[has].all())
 
 
 def test_generated_choice_in_blocks_equals_one_select() -> None:
@@ -47,20 +48,23 @@ def test_generated_choice_in_blocks_equals_one_select() -> None:
     table = torch.randn(20, L1, D, generator=gen, dtype=torch.float64)
     user, pos = torch.randn(2, 11, L1, D, generator=gen, dtype=torch.float64)
     cand_ids = torch.randint(0, 20, (11, 6), generator=gen)
-    fake = torch.randn(11, 1, D, generator=gen, dtype=torch.float64)
+    fake = torch.randn(11, L1, D, generator=gen, dtype=torch.float64)
     has = torch.rand(11, generator=gen) < 0.7
-    mean = (lambda x: x.mean(1, keepdim=True))
-    whole = strategy.select(mean(user), mean(pos), mean(table[cand_ids].flatten(0, 1)).view(11, 6, 1, D),
-                            torch.Generator().manual_seed(3), gen=fake, gen_mask=has)
-    blocks = strategy.choose(user, pos, table, cand_ids, torch.Generator().manual_seed(3), 4, gen=fake, gen_mask=has)
-    assert torch.equal(blocks.index, whole.index) and bool((whole.index == 6).any())
+    whole = strategy.select(user, pos, table[cand_ids], torch.Generator().manual_seed(3), gen=fake, gen_mask=has)
+    blocks = strategy.choose(user, pos, table, cand_ids, torch.Generator().manual_seed(3), 4, gen_mask=has)
+    assert torch.equal(blocks.index, whole.index) and torch.equal(blocks.generated, whole.generated)
+    assert bool(whole.generated.any())
+    done = strategy.finish(blocks, user, pos, table[blocks.item_ids(cand_ids)], gen=fake)
+    assert torch.equal(done.neg, whole.neg)
 
 
 def test_generated_shape_checked() -> None:
     strategy = build_strategy("neggen", {"n_candidates": 4}, D)
     user, pos, cand = make_inputs(22, 3, 4, "normal")
-    with pytest.raises(ValueError, match="gen must be"):
-        strategy.select(user, pos, cand, gen=user[:2], gen_mask=torch.ones(2, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"gen_mask must be \[3\], got \[2\]"):
+        strategy.select(user, pos, cand, gen=user, gen_mask=torch.ones(2, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"gen must be \[3, 4, 8\], got \[2, 4, 8\]"):
+        strategy.select(user, pos, cand, gen=user[:2], gen_mask=torch.ones(3, dtype=torch.bool))
 
 
 class TestNegGenStrategyAHNSReal(test_strategies.TestAHNS):
@@ -78,9 +82,8 @@ def test_generated_choice_with_ahns_real_candidates() -> None:
     has = torch.ones(30, dtype=torch.bool)
     sel = strategy.select(user, pos, cand, torch.Generator().manual_seed(3), gen=gen, gen_mask=has)
     real = ahns.select(user, pos, cand).index
-    served = sel.index == 6
-    assert 0 < int(served.sum()) < 30
-    assert torch.equal(sel.index[~served], real[~served])
+    assert 0 < int(sel.generated.sum()) < 30
+    assert torch.equal(sel.index, real)
 
 
 def test_unknown_real_rule_lists_choices() -> None:

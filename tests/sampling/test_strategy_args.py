@@ -24,7 +24,6 @@ from recbole_neggen.sampling import (
     StrategyArgs,
     build_strategy,
     param,
-    take_rows,
 )
 
 
@@ -118,13 +117,13 @@ def test_registering_a_new_strategy_is_one_decorator(monkeypatch: pytest.MonkeyP
     class Last(Strategy):
         args_type = LastArgs
 
-        def _select(self, user, pos, cand, generator):  # type: ignore[no-untyped-def]
-            index = torch.full((cand.shape[0],), cand.shape[1] - 1, dtype=torch.long)
-            return Selection(neg=take_rows(cand, index), index=index)
+        def _choose(self, user, pos, cand, generator):  # type: ignore[no-untyped-def]
+            return Selection(index=torch.full((cand.shape[0],), cand.shape[1] - 1, dtype=torch.long))
 
     strategy = build_strategy("last_candidate", {"n_candidates": 3}, 2)
     cand = torch.randn(2, 3, 1, 2)
-    assert strategy.select(torch.zeros(2, 1, 2), torch.zeros(2, 1, 2), cand).index.tolist() == [2, 2]
+    selection = strategy.select(torch.zeros(2, 1, 2), torch.zeros(2, 1, 2), cand)
+    assert selection.index.tolist() == [2, 2] and torch.equal(selection.neg, cand[:, 2])
     with pytest.raises(ValueError, match=r"allowed keys: n_candidates \(int >= 1, default 4\)"):
         build_strategy("last_candidate", {"top_n": 1}, 2)
     with pytest.raises(ValueError, match="registered twice"):
