@@ -167,7 +167,7 @@ class Strategy(nn.Module):
         strategies that take more than the candidates (``neggen``'s generated negative and its mask)."""
         self._check_shapes(user, pos, cand)
         with torch.no_grad():
-            selection = self._choose(user, pos, cand, generator, **extra)
+            selection = self._choose(user, pos, cand, generator, **extra, **self._choice_rows(user, pos, generator))
         return self.finish(selection, user, pos, take_chosen(cand, selection.index), **extra)
 
     def _choose(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None,
@@ -197,10 +197,10 @@ class Strategy(nn.Module):
             if rows_per_block is None:
                 per_row = cand_ids.shape[1] * table[0].numel()
                 rows_per_block = max(1, CHOICE_BLOCK // per_row) if table.device.type == "cpu" else len(cand_ids)
-            prepared = self._choice_table(table)
+            prepared, per_row = self._choice_table(table), {**extra, **self._choice_rows(user, pos, generator)}
             parts = [self._choose_rows(user[s:s + rows_per_block], pos[s:s + rows_per_block], prepared,
                                        cand_ids[s:s + rows_per_block], generator,
-                                       {k: v[s:s + rows_per_block] for k, v in extra.items()})
+                                       {k: v[s:s + rows_per_block] for k, v in per_row.items()})
                      for s in range(0, len(cand_ids), rows_per_block)]
         return Selection.cat(parts)
 
@@ -208,6 +208,11 @@ class Strategy(nn.Module):
         """Per-batch item-level inputs of the choice that :meth:`_choose_rows` gathers candidates from
         (no gradient); default: the item table ``[n_items, L+1 or 1, d]`` itself."""
         return table
+
+    def _choice_rows(self, user: Tensor, pos: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
+        """Per-batch row-level inputs of the choice, ``[B, ...]`` each, computed once per batch (not once per
+        row block) and passed to :meth:`_choose` as keyword arguments, sliced with the rows; none by default."""
+        return {}
 
     def _choose_rows(self, user: Tensor, pos: Tensor, prepared: Any, ids: Tensor,
                      generator: torch.Generator | None, extra: dict[str, Tensor]) -> Selection:

@@ -133,7 +133,7 @@ class MixGCFArgs(StrategyArgs):
 class MixGCF(Strategy):
     """Positive mixing then hop mixing; the negative is synthetic, index ``[B, L+1]``.
 
-    ``a ~ U(0,1)`` of shape ``[B, 1, L+1, 1]``; ``mix = a·p + (1−a)·c`` ``[B, M, L+1, d]``;
+    ``a ~ U(0,1)`` of shape ``[B, 1, L+1]``; ``mix = a·p + (1−a)·c`` ``[B, M, L+1, d]``;
     ``idx[b, l] = argmax_m ⟨ū_b, mix[b, m, l]⟩``; ``neg[b, l] = mix[b, idx[b, l], l]``.
     Gradients flow through the mixture into ``pos`` and the chosen candidates.
     """
@@ -141,15 +141,20 @@ class MixGCF(Strategy):
     args_type = MixGCFArgs
     choice_input = "layers"
 
-    def _choose(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
-        b, m, l1, d = cand.shape
-        w = draw_uniform((b, 1, l1), generator, cand)  # a [B, 1, L+1]
+    def _choice_rows(self, user: Tensor, pos: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
+        """The mixing weights ``a [B, 1, L+1]``, ``ū [B, d]`` and the positive's part ``a⟨ū, p⟩ [B, 1, L+1]``."""
+        b, l1 = pos.shape[:2]
+        weight = draw_uniform((b, 1, l1), generator, pos)
+        user_bar = pool_layers(user)
+        return {"weight": weight, "user_bar": user_bar, "pos_part": weight * row_dots(pos, user_bar).view(b, 1, l1)}
+
+    def _choose(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None, weight: Tensor,
+                user_bar: Tensor, pos_part: Tensor) -> Selection:
         # ⟨ū, a·p + (1−a)·c⟩ = a⟨ū, p⟩ + (1−a)⟨ū, c⟩: the [B, M, L+1, d] mixture is never materialised.
-        user_bar = pool_layers(user)  # [B, d]
-        s_pos = row_dots(pos, user_bar).view(b, 1, l1)  # [B, 1, L+1]
+        b, m, l1, d = cand.shape
         s_cand = row_dots(cand.reshape(b, m * l1, d), user_bar).view(b, m, l1)  # [B, M, L+1]
-        index = (w * s_pos + (1 - w) * s_cand).argmax(dim=1)  # [B, L+1]
-        return Selection(index=index, mix=w.view(b, l1, 1))
+        index = ((1 - weight) * s_cand + pos_part).argmax(dim=1)  # [B, L+1]
+        return Selection(index=index, mix=weight.view(b, l1, 1))
 
     def negative(self, selection: Selection, pos: Tensor, chosen: Tensor, **extra: Tensor) -> Tensor:
         """``a·p + (1−a)·c`` per layer with the drawn weights ``a = selection.mix``."""
