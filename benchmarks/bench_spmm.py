@@ -36,11 +36,14 @@ def main() -> int:
     x_np = x.numpy()
     torch.testing.assert_close(csr_matmul(a, x), torch.sparse.mm(a, x))
 
+    leaf = x.clone().requires_grad_()
+    upstream = torch.randn(n, args.dim, generator=torch.Generator().manual_seed(1))  # a dense gradient, as in training
+
     def autograd_sparse_mm() -> None:
-        torch.sparse.mm(a, x.requires_grad_()).sum().backward()
+        torch.autograd.grad(torch.sparse.mm(a, leaf), leaf, upstream)
 
     def autograd_propagate() -> None:
-        propagate(a, x.requires_grad_()).sum().backward()
+        torch.autograd.grad(propagate(a, leaf), leaf, upstream)
 
     rows = [("torch.sparse.mm (CSR), forward", lambda: torch.sparse.mm(a, x)),
             ("scipy CSR @ ndarray, forward", lambda: scipy_a @ x_np),
