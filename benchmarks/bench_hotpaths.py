@@ -101,7 +101,7 @@ def main() -> int:
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, torch threads {torch.get_num_threads()}, "
           f"device {args.device}, dataset {args.dataset}, {args.epochs} interleaved rounds (medians)\n")
-    print(f"| hot path | seconds | ratio to rns (2 layers), median of per-round ratios |\n|---|---|---|")
+    print("| hot path | seconds | ratio to rns (2 layers), median of per-round ratios |\n|---|---|---|")
     print(f"| full-sort eval pass, test split (top-50, mask train) | {eval_s:.3f} | - |")
     print(f"| start-up (imports {IMPORT_S:.1f}s + dataset load, loaders, model {first_build_s:.1f}s) | {startup:.2f} | - |")
     for label, values in times.items():

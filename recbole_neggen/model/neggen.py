@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -176,7 +175,7 @@ class NegGen(NSRec):
     def _load_bank(self, bank: Any, dataset: Any, dim: int, use: tuple[str, ...]) -> None:
         tokens = list(dataset.field2id_token[dataset.iid_field])
         spaces = {space: bank.aligned(space, tokens) for space in ("text", "visual")}
-        text, visual = spaces["text"], spaces["visual"]
+        text = spaces["text"]  # modality tags and masks are shared by both spaces
         mask = text.mask & np.isin(text.modality, [TAGS.index(m) for m in use])
         has_pos = mask.any(1)
         buffers: dict[str, np.ndarray] = {}
@@ -317,7 +316,7 @@ class NegGen(NSRec):
         if self.strategy.choice_input == "grad":
             selection = self.strategy.select(user, pos, index_rows(table, cand_ids), self.generator, **extra)
         else:
-            choice_extra = {k: v for k, v in extra.items() if k == "gen_mask"}
+            choice_extra = {} if generated is None else {"gen_mask": generated[1]}  # the choice reads only the mask
             selection = self.strategy.choose(user, pos, table, cand_ids, self.generator, **choice_extra)
             real_ids = selection.item_ids(cand_ids)
             term = self._terms(real_ids.reshape(-1))[0].view(*real_ids.shape, -1)  # [B, d] or per layer [B, L+1, d]

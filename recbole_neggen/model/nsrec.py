@@ -1,7 +1,7 @@
 """NSRec: any backbone trained with BPR against negatives chosen by any strategy (RNS, DNS, MixGCF, ...)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
