@@ -312,16 +312,13 @@ class NegGen(NSRec):
         Unless the strategy needs candidates with gradient, the real choice is rebuilt with gradient from
         its rows of ``items_all`` plus a fresh item term, h_j = I_j + λ c̄_j: without the content term's
         gradient on negatives, BPR could raise every score through the content term alone."""
+
+        def fresh_rows(ids: Tensor) -> Tensor:  # [B] or per layer [B, L+1] -> [B, L+1, d]
+            term = self._terms(ids.reshape(-1))[0].view(*ids.shape, -1)
+            return chosen_rows(items_all, ids) + (term.unsqueeze(1) if ids.dim() == 1 else term)
+
         extra = {} if generated is None else {"gen": generated[0], "gen_mask": generated[1]}
-        if self.strategy.choice_input == "grad":
-            selection = self.strategy.select(user, pos, index_rows(table, cand_ids), self.generator, **extra)
-        else:
-            choice_extra = {} if generated is None else {"gen_mask": generated[1]}  # the choice reads only the mask
-            selection = self.strategy.choose(user, pos, table, cand_ids, self.generator, **choice_extra)
-            real_ids = selection.item_ids(cand_ids)
-            term = self._terms(real_ids.reshape(-1))[0].view(*real_ids.shape, -1)  # [B, d] or per layer [B, L+1, d]
-            rows = chosen_rows(items_all, real_ids) + (term.unsqueeze(1) if real_ids.dim() == 1 else term)
-            selection = self.strategy.finish(selection, user, pos, rows, **extra)
+        selection = self._negative(user, pos, table, cand_ids, fresh_rows, **extra)
         if self._epoch_stats:
             self._epoch_stats["rows"] += float(len(pos))
             if selection.generated is not None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -65,17 +65,23 @@ class NSRec(GeneralRecommender):
     def epoch_log(self) -> dict[str, float]:
         return dict(self._epoch_stats)
 
+    def _negative(self, user: Tensor, pos: Tensor, table: Tensor, cand_ids: Tensor, rows: Callable[[Tensor], Tensor],
+                  **extra: Tensor) -> Selection:
+        """The strategy's negative among the rows ``cand_ids [B, M]`` of ``table [n_items, L+1, d]``. A strategy
+        that needs every candidate's gradient (``choice_input: grad``) selects on all of them; any other chooses
+        without gradient, in row blocks, and builds the negative from ``rows(ids)`` ``[B, L+1, d]``: the chosen
+        ids' rows, re-gathered with gradient. ``extra`` goes to the strategy (``neggen``'s generated negative)."""
+        if self.strategy.choice_input == "grad":
+            return self.strategy.select(user, pos, index_rows(table, cand_ids), self.generator, **extra)
+        selection = self.strategy.choose(user, pos, table, cand_ids, self.generator, **extra)
+        return self.strategy.finish(selection, user, pos, rows(selection.item_ids(cand_ids)), **extra)
+
     def calculate_loss(self, interaction: Any) -> Tensor:
         users_all, items_all = self.backbone.layer_embeddings()
         user = index_rows(users_all, interaction[self.USER_ID])
         pos = index_rows(items_all, interaction[self.ITEM_ID])
         cand_ids = interaction[NEG_CAND]
-        if self.strategy.choice_input == "grad":
-            selection = self.strategy.select(user, pos, index_rows(items_all, cand_ids), self.generator)
-        else:  # choose without gradient, then rebuild the negative from the chosen rows with gradient
-            selection = self.strategy.choose(user, pos, items_all, cand_ids, self.generator)
-            chosen = chosen_rows(items_all, selection.item_ids(cand_ids))
-            selection = self.strategy.finish(selection, user, pos, chosen)
+        selection = self._negative(user, pos, items_all, cand_ids, lambda ids: chosen_rows(items_all, ids))
         self.last_terms = LossTerms(user, pos, selection)
         u, p, n = user.mean(1), pos.mean(1), selection.neg.mean(1)
         loss = F.softplus((u * n).sum(-1) - (u * p).sum(-1)).mean()
