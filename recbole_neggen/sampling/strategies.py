@@ -243,8 +243,13 @@ class DENS(Strategy):
         """``r_p = p⊙σ(W_i p + W_u u)`` ``[B, L+1, d]``."""
         return pos * torch.sigmoid(self.item_gate(pos) + self.user_gate(user))
 
-    def _choose(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None) -> Selection:
-        return Selection(index=self._index(user, pos, cand, self.neg_gate(cand)))
+    def _choice_rows(self, user: Tensor, pos: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
+        """The positive's gate input ``W_p r_p`` ``[B, L+1, d]``, once per batch."""
+        return {"pos_term": self.pos_gate(self._relevant_pos(user, pos))}
+
+    def _choose(self, user: Tensor, pos: Tensor, cand: Tensor, generator: torch.Generator | None,
+                pos_term: Tensor) -> Selection:
+        return Selection(index=self._index(user, cand, self.neg_gate(cand), pos_term))
 
     def _choice_table(self, table: Tensor) -> tuple[Tensor, Tensor]:
         """The items and their gate pre-activations ``W_n c`` ``[n_items, L+1, d]``: one ``d×d`` product per
@@ -256,13 +261,13 @@ class DENS(Strategy):
         table, gate = prepared
         cand = index_rows(table, ids)
         self._check_shapes(user, pos, cand)
-        return Selection(index=self._index(user, pos, cand, index_rows(gate, ids)))
+        return Selection(index=self._index(user, cand, index_rows(gate, ids), extra["pos_term"]))
 
-    def _index(self, user: Tensor, pos: Tensor, cand: Tensor, cand_gate: Tensor) -> Tensor:
-        """``idx [B, L+1]`` of the class docstring from the candidates and their ``W_n c`` ``[B, M, L+1, d]``
-        (overwritten in place). The score is ``⟨u, (1−a)c − c⊙g_c⟩ = −⟨u⊙c, g_c − (1−a)⟩``, so the hardest
-        candidate is the first minimiser of ``⟨u⊙c, g_c − (1−a)⟩`` (same ties, fewer passes)."""
-        pos_term = self.pos_gate(self._relevant_pos(user, pos))  # W_p r_p
+    def _index(self, user: Tensor, cand: Tensor, cand_gate: Tensor, pos_term: Tensor) -> Tensor:
+        """``idx [B, L+1]`` of the class docstring from the candidates, their ``W_n c`` ``[B, M, L+1, d]``
+        (overwritten in place) and ``W_p r_p`` ``[B, L+1, d]``. The score is ``⟨u, (1−a)c − c⊙g_c⟩ =
+        −⟨u⊙c, g_c − (1−a)⟩``, so the hardest candidate is the first minimiser of ``⟨u⊙c, g_c − (1−a)⟩``
+        (same ties, fewer passes)."""
         gate = cand_gate.add_(pos_term.unsqueeze(1)).sigmoid_()  # g_c
         if self.args.dens_alpha != 1.0:
             gate.sub_(1.0 - self.args.dens_alpha)
