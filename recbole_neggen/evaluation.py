@@ -70,12 +70,15 @@ def topk_hits(topk_idx: Tensor, positive_u: Tensor, positive_i: Tensor, n_items:
 
 
 class TopkCollector(Collector):
-    """RecBole's ``Collector`` with a sparse ``rec.topk``; every other entry is RecBole's own code."""
+    """RecBole's ``Collector`` with a sparse ``rec.topk``, concatenated once per evaluation (RecBole's
+    ``update_tensor`` re-copies everything collected so far at every batch); every other entry is RecBole's
+    own code."""
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
         self.sparse_topk = bool(self.register.need(TOPK_KEY))
         setattr(self.register, TOPK_KEY, False)  # the parent fills the other entries only
+        self._topk_parts: list[Tensor] = []
 
     def eval_batch_collect(self, scores_tensor: Tensor, interaction: Any, positive_u: Tensor,
                            positive_i: Tensor) -> None:
@@ -86,4 +89,10 @@ class TopkCollector(Collector):
         hits = topk_hits(topk_idx, positive_u.to(topk_idx.device), positive_i.to(topk_idx.device),
                          scores_tensor.shape[1])
         pos_len = torch.bincount(positive_u, minlength=scores_tensor.shape[0]).to(hits)  # [B]
-        self.data_struct.update_tensor(TOPK_KEY, torch.cat([hits, pos_len.unsqueeze(1)], dim=1))
+        self._topk_parts.append(torch.cat([hits, pos_len.unsqueeze(1)], dim=1))
+
+    def get_data_struct(self) -> Any:
+        if self._topk_parts:
+            self.data_struct.set(TOPK_KEY, torch.cat(self._topk_parts))
+            self._topk_parts = []
+        return super().get_data_struct()

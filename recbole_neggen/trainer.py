@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ class Trainer(RecBoleTrainer):
       ``neg_diagnostics: true``), it records a :class:`~recbole_neggen.diagnostics.NegativeDiagnostics` row.
     TensorBoard events go to ``<checkpoint_dir>/tensorboard`` instead of ``./log_tensorboard``.
     Top-k metrics are collected by :class:`~recbole_neggen.evaluation.TopkCollector` (no dense positive
-    matrix). Adam / AdamW run as torch's fused kernel (the same update in one pass; ~4x faster steps on CPU).
+    matrix); a model with a ``reused_scores()`` context (NSRec) scores every evaluation batch into one
+    buffer. Adam / AdamW run as torch's fused kernel (the same update in one pass; ~4x faster steps on CPU).
     """
 
     def __init__(self, config: Any, model: Any) -> None:
@@ -45,6 +47,11 @@ class Trainer(RecBoleTrainer):
             groups = [{**group, "fused": True, "foreach": None} for group in optimizer.param_groups]
             return type(optimizer)(groups)
         return optimizer
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+        reused = getattr(self.model, "reused_scores", None)
+        with reused() if reused is not None else nullcontext():
+            return super().evaluate(*args, **kwargs)
 
     def _train_epoch(self, train_data: Any, epoch_idx: int, loss_func: Any = None, show_progress: bool = False) -> Any:
         if hasattr(self.model, "on_epoch_start"):

@@ -57,12 +57,14 @@ def test_topk_collector_equals_recboles_with_ties(random_config):
     random_config["device"] = torch.device("cpu")
     ours, theirs = TopkCollector(random_config), Collector(random_config)
     gen = torch.Generator().manual_seed(1)
-    for batch in range(3):
-        scores = torch.randint(0, 4, (5, 20), generator=gen).float()  # many ties
-        positive_u = torch.tensor([0, 0, 1, 3, 4, 4, 4])  # row 2 has none
-        positive_i = torch.randperm(20, generator=gen)[:7]  # distinct, like a user's positive set
-        for collector in (ours, theirs):
-            collector.eval_batch_collect(scores, None, positive_u, positive_i)
-    got, want = ours.get_data_struct(), theirs.get_data_struct()
-    assert torch.equal(got["rec.topk"], want["rec.topk"])
-    assert want["rec.topk"][:, :-1].sum() > 0
+    for n_batches in (3, 2):  # two evaluations in a row: the second starts empty
+        for batch in range(n_batches):
+            scores = torch.randint(0, 4, (5, 20), generator=gen).float()  # many ties
+            positive_u = torch.tensor([0, 0, 1, 3, 4, 4, 4])  # row 2 has none
+            positive_i = torch.randperm(20, generator=gen)[:7]  # distinct, like a user's positive set
+            for collector in (ours, theirs):
+                collector.eval_batch_collect(scores, None, positive_u, positive_i)
+        got, want = ours.get_data_struct(), theirs.get_data_struct()
+        assert got["rec.topk"].shape == (5 * n_batches, 5 + 1)  # top-5 hits and the positive count
+        assert torch.equal(got["rec.topk"], want["rec.topk"])
+        assert want["rec.topk"][:, :-1].sum() > 0

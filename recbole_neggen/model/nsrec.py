@@ -1,8 +1,9 @@
 """NSRec: any backbone trained with BPR against negatives chosen by any strategy (RNS, DNS, MixGCF, ...)."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,8 @@ class NSRec(GeneralRecommender):
         self.generator = torch.Generator().manual_seed(int(config["seed"]))
         self._cache: tuple[Tensor, Tensor] | None = None
         self._items_t: Tensor | None = None  # eval: contiguous [d, n_items] (a transposed view is ~25% slower)
+        self._score_buffer: Tensor | None = None  # [rows, n_items], only inside reused_scores()
+        self._reuse_scores = False
         self._epoch_stats: dict[str, float] = {}
         self.last_terms: LossTerms | None = None
 
@@ -108,10 +111,29 @@ class NSRec(GeneralRecommender):
         users, items = self.pooled()
         return (users[interaction[self.USER_ID]] * items[interaction[self.ITEM_ID]]).sum(-1)
 
+    @contextmanager
+    def reused_scores(self) -> Iterator[None]:
+        """Within this context, eval-mode :meth:`full_sort_predict` writes every batch's scores into one
+        buffer, so each call overwrites the scores the previous call returned. For an evaluation loop that
+        consumes a batch's scores before asking for the next one (RecBole's; its collector clones what it
+        keeps). One buffer instead of a fresh ``[rows, n_items]`` block per batch, of which two were alive
+        at a time, made the score products on Baby about 25 % faster on one CPU thread."""
+        self._reuse_scores = True
+        try:
+            yield
+        finally:
+            self._reuse_scores, self._score_buffer = False, None
+
     def full_sort_predict(self, interaction: Any) -> Tensor:
         users, items = self.pooled()
+        rows = users[interaction[self.USER_ID]]
         if self.training:
-            return (users[interaction[self.USER_ID]] @ items.T).reshape(-1)
+            return (rows @ items.T).reshape(-1)
         if self._items_t is None:
             self._items_t = items.T.contiguous()
-        return (users[interaction[self.USER_ID]] @ self._items_t).reshape(-1)
+        if not self._reuse_scores:
+            return (rows @ self._items_t).reshape(-1)
+        n, n_items = len(rows), self._items_t.shape[1]
+        if self._score_buffer is None or len(self._score_buffer) < n:
+            self._score_buffer = rows.new_empty(n, n_items)
+        return torch.mm(rows, self._items_t, out=self._score_buffer[:n]).reshape(-1)

@@ -81,6 +81,19 @@ class BackboneContract:
             single = built.model.predict(pairs).reshape(len(users), n_items)
         torch.testing.assert_close(full, single)
 
+    def test_reused_score_buffer_gives_the_same_scores(self, build: Callable[..., Built]) -> None:
+        built = build(self.backbone)
+        train_epochs(built, 1)
+        batches = [torch.tensor([1, 2, 5, 33]), torch.tensor([7, 3])]  # the last batch of an epoch is shorter
+        fresh = [full_scores(built, users) for users in batches]
+        assert fresh[0].data_ptr() != full_scores(built, batches[0]).data_ptr()  # outside: new storage per call
+        with built.model.reused_scores():
+            reused = [full_scores(built, users) for users in batches]
+            assert reused[0].data_ptr() == reused[1].data_ptr()  # one buffer, overwritten batch by batch
+            torch.testing.assert_close(reused[1], fresh[1], rtol=0, atol=0)
+            torch.testing.assert_close(full_scores(built, batches[0]), fresh[0], rtol=0, atol=0)
+        assert built.model._score_buffer is None  # released with the context
+
     @pytest.mark.parametrize("strategy", STRATEGIES.names())
     def test_loss_is_a_finite_scalar_for_every_strategy(self, build: Callable[..., Built], strategy: str) -> None:
         built = build(self.backbone, strategy)
@@ -146,3 +159,25 @@ class TestVBPR(BackboneContract):
 class TestFREEDOM(BackboneContract):
     backbone = "freedom"
     n_outputs = 3
+
+
+def test_trainer_evaluates_through_the_reused_buffer_with_the_same_metrics(build: Callable[..., Built],
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from recbole_neggen.model.nsrec import NSRec
+    from recbole_neggen.trainer import Trainer
+    from recbole_neggen.utils import create_dataset, data_preparation
+
+    built = build("lightgcn", eval_batch_size=100, topk=[5, 10])  # 3 users per evaluation batch
+    train_epochs(built, 1)
+    _, _, test = data_preparation(built.config, create_dataset(built.config))
+    trainer = Trainer(built.config, built.model)
+    seen: list[bool] = []
+    predict = built.model.full_sort_predict
+    monkeypatch.setattr(built.model, "full_sort_predict", lambda x: (seen.append(built.model._reuse_scores), predict(x))[1])
+    reused = trainer.evaluate(test, load_best_model=False)
+    assert len(seen) == 14 and all(seen)  # 40 test users
+    monkeypatch.setattr(NSRec, "reused_scores", None)  # the trainer then falls back to fresh score blocks
+    seen.clear()
+    fresh = trainer.evaluate(test, load_best_model=False)
+    assert len(seen) == 14 and not any(seen)
+    assert reused == fresh and reused["recall@10"] > 0
