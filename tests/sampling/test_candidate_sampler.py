@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import stats
 
-from recbole_neggen.sampling import CandidateSampler, alias_table
+from recbole_neggen.sampling import CandidateSampler, alias_table, candidates
 
 # 5 users, items 1..9 (n_items = 10, item 0 = [PAD]); item 9 never occurs in training.
 TRAIN = {0: [1, 2, 3], 1: [2], 2: [1, 2, 3, 4, 5, 6, 7], 3: [], 4: [4, 8]}
@@ -48,6 +48,14 @@ def chi_square_pvalue(observed: np.ndarray, probs: np.ndarray) -> float:
     if support.sum() == 1:
         return 1.0
     return float(stats.chisquare(observed[support], probs[support] * observed.sum()).pvalue)
+
+
+@pytest.fixture(params=["bitmap", "binary-search"], autouse=True)
+def membership(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with both membership tests of :meth:`CandidateSampler.is_positive`."""
+    if request.param == "binary-search":
+        monkeypatch.setattr(candidates, "BITMAP_MAX_CELLS", 0)
+    return request.param
 
 
 CONFIGS = [
@@ -146,11 +154,24 @@ def test_from_pairs_ignores_duplicates() -> None:
     assert sampler.indptr.tolist() == [0, 1, 3] and sampler.indices.tolist() == [2, 1, 3]
 
 
-def test_is_positive() -> None:
+def test_is_positive(membership: str) -> None:
     sampler = make_sampler()
+    assert (sampler._bitmap is not None) == (membership == "bitmap")
     users = torch.tensor([0, 0, 2, 3, 4, 4])
     items = torch.tensor([3, 4, 7, 1, 8, 9])
     assert sampler.is_positive(users, items).tolist() == [True, False, True, False, True, False]
+
+
+def test_is_positive_equals_brute_force_on_a_random_grid() -> None:
+    rng = np.random.default_rng(5)
+    n_users, n_items = 37, 100  # 3,700 cells: many words, and a last word only partly used
+    users, items = rng.integers(0, n_users, 600), rng.integers(1, n_items, 600)
+    sampler = CandidateSampler.from_pairs(users, items, n_users, n_items)
+    seen = set(zip(users.tolist(), items.tolist()))
+    grid_u, grid_i = torch.meshgrid(torch.arange(n_users), torch.arange(n_items), indexing="ij")
+    got = sampler.is_positive(grid_u.reshape(-1), grid_i.reshape(-1)).view(n_users, n_items)
+    want = torch.tensor([[(u, i) in seen for i in range(n_items)] for u in range(n_users)])
+    assert torch.equal(got, want) and 0 < int(want.sum()) < want.numel()
 
 
 def test_empty_batch() -> None:
