@@ -136,10 +136,11 @@ class ModalEncoder(nn.Module):
 
     def feature_difference(self, delta: Tensor) -> Tensor:
         """``m(x⁺) − m(x⁻)`` of an affine ``m`` (no attention) from the feature differences ``delta [..., 2r]``
-        (text then visual): the biases cancel, one product ``½ [W_t W_v] delta`` -> ``[..., d]``."""
+        (text then visual): the biases cancel, one product ``½ [W_t W_v] delta`` -> ``[..., d]``. The ½ scales
+        the ``[d, 2r]`` weight, not the ``[..., d]`` product (the same bits: halving is exact barring underflow)."""
         if self.attention is not None:
             raise ValueError("feature_difference needs an affine encoder (neggen_attention: none)")
-        return F.linear(delta, torch.cat([self.text.weight, self.visual.weight], dim=1)) / 2
+        return F.linear(delta, torch.cat([self.text.weight, self.visual.weight], dim=1) / 2)
 
 
 @MODELS.register("NegGen")
