@@ -14,7 +14,7 @@ from recbole_neggen.evaluation import TopkCollector
 
 
 class Trainer(RecBoleTrainer):
-    """RecBole's ``Trainer`` with two small hooks, never a copy of ``fit``:
+    """RecBole's ``Trainer`` with small hooks, never a copy of ``fit``:
 
     - before each training epoch it calls ``model.on_epoch_start(epoch_idx)`` when the model defines it
       (graph pruning, refreshing cached item terms, ...);

@@ -117,7 +117,8 @@ class NSRec(GeneralRecommender):
         buffer, so each call overwrites the scores the previous call returned. For an evaluation loop that
         consumes a batch's scores before asking for the next one (RecBole's; its collector clones what it
         keeps). One buffer instead of a fresh ``[rows, n_items]`` block per batch, of which two were alive
-        at a time, made the score products on Baby about 25 % faster on one CPU thread."""
+        at a time: a Baby pass's score products took 0.26 s instead of 0.38 s on one CPU thread (the whole
+        pass 0.85 s instead of 0.91 s)."""
         self._reuse_scores = True
         try:
             yield
