@@ -22,7 +22,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -30,19 +29,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_hotpaths import build, common_settings, time_epoch  # noqa: E402
+from bench_sampling import best_of  # noqa: E402
 
 from recbole_neggen.data.dataloader import NEG_CAND  # noqa: E402
 from recbole_neggen.sampling.base import CHOICE_BLOCK, index_rows  # noqa: E402
-
-
-def median_seconds(fn, repeats: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def dens_floor(model, batch) -> float:
@@ -63,7 +53,7 @@ def dens_floor(model, batch) -> float:
                 index_rows(gate, ids[s:s + rows]).sigmoid_()
         strategy.aux_loss(user, pos, neg).backward()
 
-    seconds = median_seconds(work)
+    seconds = best_of(work, 5)
     model.zero_grad(set_to_none=True)
     return seconds
 
@@ -82,7 +72,7 @@ def neggen_floor(model, batch) -> float:
             weight = torch.cat([encoder.text.weight, encoder.visual.weight], dim=1) / 2
             out(F.linear(delta, weight)).sum().backward()
 
-    seconds = median_seconds(work)
+    seconds = best_of(work, 5)
     model.zero_grad(set_to_none=True)
     return seconds
 
