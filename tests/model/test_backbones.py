@@ -11,7 +11,10 @@ import pytest
 import torch
 from recbole.data.interaction import Interaction
 
+from recbole_neggen.model.nsrec import NSRec
 from recbole_neggen.sampling import STRATEGIES
+from recbole_neggen.trainer import Trainer
+from recbole_neggen.utils import create_dataset, data_preparation
 
 Built = Any  # conftest.Built: config, dataset, train loader, model (conftest modules are not importable)
 
@@ -163,10 +166,6 @@ class TestFREEDOM(BackboneContract):
 
 def test_trainer_evaluates_through_the_reused_buffer_with_the_same_metrics(build: Callable[..., Built],
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from recbole_neggen.model.nsrec import NSRec
-    from recbole_neggen.trainer import Trainer
-    from recbole_neggen.utils import create_dataset, data_preparation
-
     built = build("lightgcn", eval_batch_size=100, topk=[5, 10])  # 3 users per evaluation batch
     train_epochs(built, 1)
     _, _, test = data_preparation(built.config, create_dataset(built.config))
