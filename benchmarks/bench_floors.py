@@ -25,14 +25,13 @@ import tempfile
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_hotpaths import build, common_settings, time_epoch  # noqa: E402
+from bench_hotpaths import build, common_settings, interleaved_epochs  # noqa: E402
 from bench_sampling import best_of  # noqa: E402
 
 from recbole_neggen.data.dataloader import NEG_CAND  # noqa: E402
-from recbole_neggen.sampling.base import CHOICE_BLOCK, index_rows  # noqa: E402
+from recbole_neggen.sampling.base import choice_block_rows, index_rows  # noqa: E402
 
 
 def dens_floor(model, batch) -> float:
@@ -41,7 +40,7 @@ def dens_floor(model, batch) -> float:
     with torch.no_grad():
         users_all, table = model.backbone.layer_embeddings()
     ids = batch[NEG_CAND]
-    rows = max(1, CHOICE_BLOCK // (ids.shape[1] * table[0].numel()))
+    rows = choice_block_rows(table, ids)
     user, pos, neg = (index_rows(x, i).requires_grad_() for x, i in (
         (users_all, batch[model.USER_ID]), (table, batch[model.ITEM_ID]), (table, ids[:, 0])))
 
@@ -65,12 +64,10 @@ def neggen_floor(model, batch) -> float:
     chosen = model.last_terms.selection.item_ids(batch[NEG_CAND])
     sizes = [len(batch[model.ITEM_ID].unique()), len(chosen.unique())]
     deltas = [model.delta[: n] for n in sizes]  # [N, K, 2r]: the product's cost depends on N only
-    encoder, out = model.encoder, model.projector.out
 
     def work() -> None:
         for delta in deltas:
-            weight = torch.cat([encoder.text.weight, encoder.visual.weight], dim=1) / 2
-            out(F.linear(delta, weight)).sum().backward()
+            model.projector.out(model.encoder.feature_difference(delta)).sum().backward()
 
     seconds = best_of(work, 5)
     model.zero_grad(set_to_none=True)
@@ -94,10 +91,7 @@ def main() -> int:
         for name, (model, params) in rows.items():
             _, trainer, train, _, _ = build(model, args.dataset, {**common, "neg_strategy": name, "neg_params": params}, work)
             built[name] = (trainer, train)
-        epochs: dict[str, list[float]] = {name: [] for name in rows}
-        for epoch in range(args.rounds):
-            for name, (trainer, train) in built.items():
-                epochs[name].append(time_epoch(trainer, train, epoch))
+        epochs = interleaved_epochs(built, args.rounds)
         floors = {}
         for name, fn in (("dens", dens_floor), ("neggen", neggen_floor)):
             trainer, train = built[name]

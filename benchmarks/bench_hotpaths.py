@@ -62,6 +62,17 @@ def time_eval(trainer, test, repeats: int) -> float:
     return statistics.median(times)
 
 
+def interleaved_epochs(built: dict, rounds: int) -> dict[str, list[float]]:
+    """``{label: (trainer, train loader)}`` -> ``{label: [seconds per epoch]}``: each round times one epoch of
+    every row in turn, so that drift in the machine's speed hits every row alike."""
+    times: dict[str, list[float]] = {label: [] for label in built}
+    for epoch in range(rounds):
+        for label, (trainer, train) in built.items():
+            times[label].append(time_epoch(trainer, train, epoch))
+        print(f"  round {epoch + 1}/{rounds} done", file=sys.stderr, flush=True)
+    return times
+
+
 BASE = "LightGCN 2 layers, rns"
 
 
@@ -93,11 +104,7 @@ def main() -> int:
                 eval_s = time_eval(trainer, test, 5)
                 one_run_rss = peak_rss_mb()
             built[label] = (trainer, train)
-        times: dict[str, list[float]] = {label: [] for label in built}
-        for epoch in range(args.epochs):  # interleaved, so that drift in machine speed hits every row alike
-            for label, (trainer, train) in built.items():
-                times[label].append(time_epoch(trainer, train, epoch))
-            print(f"  round {epoch + 1}/{args.epochs} done", file=sys.stderr, flush=True)
+        times = interleaved_epochs(built, args.epochs)
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, torch threads {torch.get_num_threads()}, "
           f"device {args.device}, dataset {args.dataset}, {args.epochs} interleaved rounds (medians)\n")

@@ -119,6 +119,14 @@ the core's L2 cache between the gather and the scoring. Choosing among [2048, 32
 43 ms in one block and 15 ms in blocks of this size (MixGCF's scoring; DENS's gates: 95 ms -> 33 ms)."""
 
 
+def choice_block_rows(table: Tensor, cand_ids: Tensor) -> int:
+    """Rows per block of :meth:`Strategy.choose` among the rows ``cand_ids [B, M]`` of ``table [n_items, ...]``:
+    about :data:`CHOICE_BLOCK` candidate floats on CPU, all ``B`` rows in one block elsewhere."""
+    if table.device.type != "cpu":
+        return len(cand_ids)
+    return max(1, CHOICE_BLOCK // (cand_ids.shape[1] * table[0].numel()))
+
+
 class Strategy(nn.Module):
     """Base of all negative-sampling strategies (``nn.Module`` so a model can own one as a submodule).
 
@@ -195,8 +203,7 @@ class Strategy(nn.Module):
             if self.choice_input == "means":
                 user, pos, table = (x.mean(1, keepdim=True) for x in (user, pos, table))
             if rows_per_block is None:
-                per_row = cand_ids.shape[1] * table[0].numel()
-                rows_per_block = max(1, CHOICE_BLOCK // per_row) if table.device.type == "cpu" else len(cand_ids)
+                rows_per_block = choice_block_rows(table, cand_ids)
             prepared, per_row = self._choice_table(table), {**extra, **self._choice_rows(user, pos, generator)}
             parts = [self._choose_rows(user[s:s + rows_per_block], pos[s:s + rows_per_block], prepared,
                                        cand_ids[s:s + rows_per_block], generator,
